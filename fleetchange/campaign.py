@@ -1,0 +1,413 @@
+"""Campaign files: schema, loading and validation.
+
+Loading is all-or-nothing: any problem raises :class:`CampaignError` whose text
+is one line, ``file:line: [table] key: what is wrong``.  Everything a run needs
+(codemod sources, templates) is read here, so the resulting :class:`Campaign` is
+plain picklable data and its :attr:`Campaign.version` changes whenever anything
+that could change the result does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+import tomlkit.exceptions
+
+from . import paths
+from .changes import KINDS
+from .changes.base import LoadContext
+from .errors import CampaignError
+from .schema import (
+    Key,
+    Locator,
+    TableContext,
+    all_of,
+    check_table,
+    int_range,
+    non_empty,
+    one_of,
+    regex_check,
+)
+from .template import unknown_placeholders
+
+MAX_CAMPAIGN_BYTES = 1024 * 1024
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+FORGES = ("local", "gitlab", "github")
+MESSAGE_PLACEHOLDERS = ("repo", "campaign", "title")
+
+
+def _id_check(value: Any) -> str | None:
+    if not ID_PATTERN.match(value):
+        return f"{value!r} is not a valid id: use lowercase letters, digits and '-', starting with a letter or digit (at most 63)"
+    return None
+
+
+def _glob_check(value: Any) -> str | None:
+    for pattern in value:
+        if not pattern.strip():
+            return "patterns must not be empty"
+    return None
+
+
+def _branch_check(value: Any) -> str | None:
+    if (
+        not re.match(r"^[A-Za-z0-9._/-]+$", value)
+        or ".." in value
+        or value.endswith((".lock", "/"))
+        or value.startswith(("/", "-"))
+    ):
+        return f"{value!r} is not a valid branch name"
+    return None
+
+
+CAMPAIGN_KEYS: Mapping[str, Key] = {
+    "id": Key("str", required=True, check=_id_check, doc="unique id: [a-z0-9][a-z0-9-]*"),
+    "title": Key("str", required=True, check=non_empty, doc="MR title and commit subject"),
+    "description": Key("str", default="", doc="why and how; the MR body (markdown)"),
+    "branch": Key("str", check=_branch_check, doc="branch name (default fleetchange/<id>)"),
+}
+TARGET_KEYS: Mapping[str, Key] = {
+    "forge": Key("str", required=True, check=one_of(*FORGES), doc="local, gitlab or github"),
+    "root": Key("str", check=non_empty, doc="local forge folder (relative to this file)"),
+    "url": Key("str", check=non_empty, doc="GitLab/GitHub base URL"),
+    "token_env": Key("str", doc="environment variable holding the token"),
+    "groups": Key("list[str]", default=[], check=_glob_check, doc="GitLab groups / GitHub orgs"),
+    "repos": Key("list[str]", default=["**"], check=_glob_check, doc="globs over group/name"),
+    "exclude": Key("list[str]", default=[], check=_glob_check, doc="globs to leave out"),
+    "topics": Key("list[str]", default=[], doc="only repos with one of these topics"),
+    "contains": Key(
+        "str",
+        check=all_of(non_empty, regex_check),
+        doc="only repos whose default branch matches (git grep -E)",
+    ),
+    "include_archived": Key("bool", default=False),
+    "include_forks": Key("bool", default=False),
+}
+CHANGE_COMMON_KEYS: Mapping[str, Key] = {
+    "kind": Key("str", required=True, check=one_of(*KINDS), doc="libcst, command, toml or file"),
+    "name": Key("str", doc="label for this step in the MR body"),
+    "paths": Key("list[str]", check=_glob_check, doc="which files the step may touch"),
+    "grep": Key("str", check=all_of(non_empty, regex_check), doc="only files matching this regex"),
+}
+TEST_KEYS: Mapping[str, Key] = {
+    "command": Key("str", check=non_empty, doc="run after the change; non-zero fails the repo"),
+    "timeout": Key("int", default=600, check=int_range(1, 86_400), doc="seconds"),
+}
+MR_KEYS: Mapping[str, Key] = {
+    "title": Key("str", check=non_empty, doc="default: campaign title"),
+    "labels": Key("list[str]", default=["fleetchange"]),
+    "draft": Key("bool", default=False),
+    "assignees": Key("list[str]", default=[]),
+    "reviewers": Key("list[str]", default=[]),
+}
+COMMIT_KEYS: Mapping[str, Key] = {
+    "message": Key(
+        "str", check=non_empty, doc="default: campaign title; {repo} {campaign} {title}"
+    ),
+    "author_name": Key("str", default="fleetchange", check=non_empty),
+    "author_email": Key("str", default="fleetchange@localhost", check=non_empty),
+}
+TOP_LEVEL = {
+    "campaign": CAMPAIGN_KEYS,
+    "targets": TARGET_KEYS,
+    "test": TEST_KEYS,
+    "merge_request": MR_KEYS,
+    "commit": COMMIT_KEYS,
+}
+
+
+@dataclass(frozen=True)
+class Targets:
+    forge: str
+    root: Path | None
+    url: str | None
+    token_env: str | None
+    groups: tuple[str, ...]
+    repos: tuple[str, ...]
+    exclude: tuple[str, ...]
+    topics: tuple[str, ...]
+    contains: str | None
+    include_archived: bool
+    include_forks: bool
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    index: int
+    name: str
+    paths: tuple[str, ...]
+    grep: str | None
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    command: str | None
+    timeout: int
+
+
+@dataclass(frozen=True)
+class MRSettings:
+    title: str
+    labels: tuple[str, ...]
+    draft: bool
+    assignees: tuple[str, ...]
+    reviewers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CommitSettings:
+    message: str
+    author_name: str
+    author_email: str
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    title: str
+    description: str
+    branch: str
+    file: Path
+    targets: Targets
+    steps: tuple[Step, ...]
+    test: TestSpec
+    merge_request: MRSettings
+    commit: CommitSettings
+    version: str = field(default="")  # hash of everything that shapes the result
+
+
+def _unwrap(value: Any) -> Any:
+    return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+def _read(path: Path) -> str:
+    label = str(path)
+    if not path.exists():
+        raise CampaignError(label, "file not found")
+    if path.is_dir():
+        raise CampaignError(label, "is a directory, expected a campaign TOML file")
+    if path.stat().st_size > MAX_CAMPAIGN_BYTES:
+        raise CampaignError(label, "file is larger than 1 MiB; is this really a campaign?")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CampaignError(label, f"not UTF-8 (byte {exc.start})") from None
+    except OSError as exc:
+        raise CampaignError(label, f"cannot read: {exc.strerror}") from None
+    if not text.strip():
+        raise CampaignError(
+            label, "file is empty; a campaign needs [campaign], [targets] and [[change]]"
+        )
+    return text
+
+
+def _parse(text: str, label: str) -> dict[str, Any]:
+    try:
+        return _unwrap(tomlkit.parse(text))  # type: ignore[no-any-return]
+    except tomlkit.exceptions.ParseError as exc:
+        message = str(exc).split(" at line ")[0]
+        raise CampaignError(
+            label, f"TOML syntax error: {message} (column {exc.col})", line=exc.line
+        ) from None
+    except (tomlkit.exceptions.TOMLKitError, ValueError, RecursionError) as exc:
+        raise CampaignError(label, f"TOML syntax error: {exc}") from None
+
+
+def _expand_path(raw: str, base_dir: Path) -> Path:
+    """``~``, ``$VARS`` and ``${FLEETCHANGE_HOME}`` (its default when unset), then relative."""
+    raw = raw.replace("${FLEETCHANGE_HOME}", str(paths.home())).replace(
+        "$FLEETCHANGE_HOME", str(paths.home())
+    )
+    expanded = os.path.expanduser(os.path.expandvars(raw))
+    return (base_dir / expanded).resolve()
+
+
+def load(path: Path | str, *, overrides: Mapping[str, Any] | None = None) -> Campaign:
+    """Read, validate and freeze a campaign file.
+
+    ``overrides`` replaces ``[targets]`` keys after validation of the file (the
+    demo points its packaged campaign at the demo fleet this way).
+    """
+    path = Path(path)
+    label = str(path)
+    text = _read(path)
+    raw = _parse(text, label)
+    locator = Locator(text)
+    base_dir = path.resolve().parent
+
+    for name, value in raw.items():
+        if name == "change":
+            continue
+        if name not in TOP_LEVEL:
+            known = ", ".join(
+                ["[campaign]", "[targets]", "[[change]]", "[test]", "[merge_request]", "[commit]"]
+            )
+            raise CampaignError(
+                label, f"unknown table (known: {known})", line=locator.line(name), key=f"[{name}]"
+            )
+        if not isinstance(value, dict):
+            raise CampaignError(
+                label,
+                f"expected a table, got {type(value).__name__}",
+                line=locator.line("", name),
+                key=name,
+            )
+    for required in ("campaign", "targets"):
+        if required not in raw:
+            raise CampaignError(label, f"missing [{required}] table")
+
+    def table(name: str) -> dict[str, Any]:
+        ctx = TableContext(label, locator, name)
+        return check_table(raw.get(name, {}), TOP_LEVEL[name], ctx)
+
+    meta = table("campaign")
+    tgt = table("targets")
+    test = table("test")
+    mr = table("merge_request")
+    commit = table("commit")
+
+    targets_ctx = TableContext(label, locator, "targets")
+    if overrides:
+        tgt.update(overrides)
+    root: Path | None = None
+    if tgt["forge"] == "local":
+        if not tgt["root"]:
+            raise targets_ctx.error('is required for forge = "local"', "root")
+        root = _expand_path(tgt["root"], base_dir)
+        if not root.is_dir():
+            raise targets_ctx.error(
+                f"forge root {tgt['root']} does not exist (looked at {root})", "root"
+            )
+    elif not tgt["url"]:
+        tgt["url"] = {"gitlab": "https://gitlab.com", "github": "https://api.github.com"}[
+            tgt["forge"]
+        ]
+    targets = Targets(
+        forge=tgt["forge"],
+        root=root,
+        url=tgt["url"],
+        token_env=tgt["token_env"],
+        groups=tuple(tgt["groups"]),
+        repos=tuple(tgt["repos"]),
+        exclude=tuple(tgt["exclude"]),
+        topics=tuple(tgt["topics"]),
+        contains=tgt["contains"],
+        include_archived=tgt["include_archived"],
+        include_forks=tgt["include_forks"],
+    )
+
+    changes = raw.get("change")
+    if changes is None:
+        raise CampaignError(label, "no [[change]] steps: a campaign needs at least one")
+    if not isinstance(changes, list) or not all(isinstance(c, dict) for c in changes):
+        raise CampaignError(
+            label,
+            "change must be an array of tables: write [[change]]",
+            line=locator.line("", "change"),
+            key="change",
+        )
+    if not changes:
+        raise CampaignError(label, "no [[change]] steps: a campaign needs at least one")
+    steps = tuple(
+        _load_step(index, change, label, locator, base_dir) for index, change in enumerate(changes)
+    )
+
+    commit_message = commit["message"] or meta["title"]
+    unknown = unknown_placeholders(commit_message, MESSAGE_PLACEHOLDERS)
+    if unknown:
+        raise TableContext(label, locator, "commit").error(
+            f"unknown placeholder {{{unknown[0]}}}", "message"
+        )
+
+    campaign = Campaign(
+        id=meta["id"],
+        title=meta["title"],
+        description=meta["description"],
+        branch=meta["branch"] or f"fleetchange/{meta['id']}",
+        file=path.resolve(),
+        targets=targets,
+        steps=steps,
+        test=TestSpec(command=test["command"], timeout=test["timeout"]),
+        merge_request=MRSettings(
+            title=mr["title"] or meta["title"],
+            labels=tuple(mr["labels"]),
+            draft=mr["draft"],
+            assignees=tuple(mr["assignees"]),
+            reviewers=tuple(mr["reviewers"]),
+        ),
+        commit=CommitSettings(
+            message=commit_message,
+            author_name=commit["author_name"],
+            author_email=commit["author_email"],
+        ),
+    )
+    return _with_version(campaign)
+
+
+def _load_step(
+    index: int, raw: dict[str, Any], label: str, locator: Locator, base_dir: Path
+) -> Step:
+    ctx = TableContext(label, locator, "change", index)
+    kind_name = raw.get("kind")
+    if kind_name is None:
+        raise ctx.error("is required (one of " + ", ".join(KINDS) + ")", "kind")
+    if kind_name not in KINDS:
+        raise ctx.error(f"unknown kind {kind_name!r} (known: {', '.join(KINDS)})", "kind")
+    kind = KINDS[kind_name]
+    common = check_table(
+        {k: v for k, v in raw.items() if k in CHANGE_COMMON_KEYS},
+        CHANGE_COMMON_KEYS,
+        ctx,
+    )
+    options = check_table(
+        {k: v for k, v in raw.items() if k not in CHANGE_COMMON_KEYS},
+        kind.KEYS,
+        ctx,
+        allow=frozenset(CHANGE_COMMON_KEYS),
+    )
+    options["grep"] = common["grep"]
+    options = kind.prepare(options, LoadContext(table=ctx, base_dir=base_dir))
+    return Step(
+        kind=kind_name,
+        index=index,
+        name=common["name"] or kind.describe(options),
+        paths=tuple(common["paths"] or kind.DEFAULT_PATHS),
+        grep=common["grep"],
+        options=options,
+    )
+
+
+def _with_version(campaign: Campaign) -> Campaign:
+    """Hash everything that shapes a repo's branch or MR, so any edit re-runs the fleet.
+
+    Repos whose outcome did not change cost only a fetch: the push and the MR
+    update are skipped when the tree and body are already as wanted.
+    """
+    shaping = {
+        "branch": campaign.branch,
+        "contains": campaign.targets.contains,
+        "description": campaign.description,
+        "merge_request": campaign.merge_request.__dict__,
+        "steps": [
+            {"kind": s.kind, "paths": s.paths, "grep": s.grep, "options": s.options}
+            for s in campaign.steps
+        ],
+        "test": [campaign.test.command, campaign.test.timeout],
+        "commit": [
+            campaign.commit.message,
+            campaign.commit.author_name,
+            campaign.commit.author_email,
+        ],
+    }
+    digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
+    return Campaign(**{**campaign.__dict__, "version": digest[:16]})

@@ -1,0 +1,13 @@
+"""Change kinds: one module each, checked against :class:`ChangeKind` by this registry."""
+
+from __future__ import annotations
+
+from . import command, file, libcst, toml
+from .base import ChangeKind
+
+KINDS: dict[str, ChangeKind] = {
+    "libcst": libcst,
+    "command": command,
+    "toml": toml,
+    "file": file,
+}

@@ -1,0 +1,173 @@
+"""``kind = "libcst"``: run any ``libcst.codemod.Codemod`` subclass over candidate files.
+
+The codemod is named ``file.py:Class`` (relative to the campaign file; its source
+is read at load time so remote workers need not see it) or by dotted path
+(``libcst.codemod.commands.convert_format_to_fstring.ConvertFormatStringCommand``).
+Each file goes through ``libcst.codemod.transform_module`` on its own, so one file
+that does not parse is reported and the others still change; files whose code did
+not change are never rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import sys
+import types
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
+from libcst.codemod import (
+    Codemod,
+    CodemodContext,
+    TransformFailure,
+    TransformSkip,
+    TransformSuccess,
+    transform_module,
+)
+
+from ..schema import Key
+from .base import LoadContext, StepContext, StepResult, UnsafePath, safe_target, write_if_changed
+
+KEYS: Mapping[str, Key] = {
+    "codemod": Key("str", required=True, doc="file.py:Class or a dotted path to a Codemod class"),
+    "args": Key("table", default={}, doc="keyword arguments for the codemod's constructor"),
+}
+USES_CANDIDATES: bool = True
+DEFAULT_PATHS: tuple[str, ...] = ("**/*.py",)
+GENERATED_MARKER = "@" + "generated"
+
+_loaded: dict[str, type[Codemod]] = {}
+
+
+def _load_from_source(source: str, filename: str, class_name: str) -> type[Codemod]:
+    key = hashlib.sha256(f"{filename}\0{class_name}\0{source}".encode()).hexdigest()
+    if key not in _loaded:
+        module = types.ModuleType(f"fleetchange_codemod_{key[:12]}")
+        module.__file__ = filename
+        # dataclasses and typing look a class's module up in sys.modules
+        sys.modules[module.__name__] = module
+        exec(compile(source, filename, "exec"), module.__dict__)
+        _loaded[key] = getattr(module, class_name)
+    return _loaded[key]
+
+
+def _load_dotted(dotted: str) -> type[Codemod]:
+    module_name, _, class_name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
+
+
+def codemod_class(options: Mapping[str, Any]) -> type[Codemod]:
+    if options.get("source") is not None:
+        return _load_from_source(options["source"], options["filename"], options["class_name"])
+    return _load_dotted(options["codemod"])
+
+
+def prepare(options: dict[str, Any], ctx: LoadContext) -> dict[str, Any]:
+    spec: str = options["codemod"]
+    error = ctx.table.error
+    if ":" in spec:
+        file_part, _, class_name = spec.rpartition(":")
+        path = (ctx.base_dir / file_part).resolve()
+        if not path.is_file():
+            raise error(f"codemod file {file_part} not found (looked at {path})", "codemod")
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise error(f"cannot read codemod file {file_part}: {exc}", "codemod") from None
+        options.update(source=source, filename=str(path), class_name=class_name)
+    elif "." not in spec:
+        raise error("expected file.py:Class or a dotted path such as pkg.module.Class", "codemod")
+    else:
+        options.update(source=None, filename=None, class_name=spec.rpartition(".")[2])
+    try:
+        cls = codemod_class(options)
+    except AttributeError:
+        raise error(
+            f"no class {options['class_name']!r} in {spec.rpartition(':')[0] or spec.rpartition('.')[0]}",
+            "codemod",
+        ) from None
+    except SyntaxError as exc:
+        raise error(
+            f"codemod file does not compile: line {exc.lineno}: {exc.msg}", "codemod"
+        ) from None
+    except ImportError as exc:
+        raise error(f"cannot import {spec}: {exc}", "codemod") from None
+    except Exception as exc:  # the codemod module's own import-time code failed
+        raise error(f"loading {spec} failed: {type(exc).__name__}: {exc}", "codemod") from None
+    if not (inspect.isclass(cls) and issubclass(cls, Codemod)):
+        raise error(f"{spec} is not a libcst.codemod.Codemod subclass", "codemod")
+    try:
+        cls(CodemodContext(), **options["args"])
+    except TypeError as exc:
+        raise error(
+            f"{options['class_name']} does not accept these arguments: {exc}", "args"
+        ) from None
+    if options["source"] is not None:
+        options["version"] = hashlib.sha256(options["source"].encode()).hexdigest()[:12]
+    else:
+        try:
+            options["version"] = hashlib.sha256(
+                Path(inspect.getfile(cls)).read_bytes()
+            ).hexdigest()[:12]
+        except (OSError, TypeError):
+            options["version"] = "unknown"
+    return options
+
+
+def describe(options: Mapping[str, Any]) -> str:
+    return f"libcst codemod {options['class_name']}"
+
+
+def transform_source(
+    cls: type[Codemod], args: Mapping[str, Any], path: str, code: str
+) -> str | Exception | None:
+    """The new code, None when unchanged or skipped, or the failure."""
+    module_name = path[:-3].replace("/", ".") if path.endswith(".py") else None
+    context = CodemodContext(filename=path, full_module_name=module_name)
+    result = transform_module(cls(context, **args), code)
+    if isinstance(result, TransformSuccess):
+        return result.code if result.code != code else None
+    if isinstance(result, TransformSkip):
+        return None
+    assert isinstance(result, TransformFailure)
+    return result.error
+
+
+def apply(options: Mapping[str, Any], ctx: StepContext) -> StepResult:
+    cls = codemod_class(options)
+    name = options["class_name"]
+    result = StepResult(summary="")
+    for relative in ctx.candidates:
+        try:
+            target = safe_target(ctx.workdir, relative)
+        except UnsafePath as exc:
+            result.problems.append(str(exc))
+            continue
+        if not target.is_file():
+            continue
+        raw = target.read_bytes()
+        try:
+            code = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            result.problems.append(f"{relative}: not UTF-8, left alone")
+            continue
+        if GENERATED_MARKER in code:
+            continue
+        outcome = transform_source(cls, options["args"], relative, code)
+        if isinstance(outcome, cst.ParserSyntaxError):
+            result.problems.append(
+                f"{relative}: does not parse (line {outcome.raw_line}), left alone"
+            )
+        elif isinstance(outcome, Exception):
+            result.problems.append(
+                f"{relative}: {name} failed: {type(outcome).__name__}: {outcome}"
+            )
+        elif outcome is not None and write_if_changed(target, outcome.encode("utf-8")):
+            result.changed.append(relative)
+    count = len(result.changed)
+    result.summary = f"changed {count} file{'s' if count != 1 else ''}"
+    return result

@@ -1,0 +1,239 @@
+"""``fleetchange apply``: run a campaign over its target repositories."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .. import paths
+from ..campaign import Campaign
+from ..errors import UsageError
+from ..executors.base import Executor
+from ..executors.local import LocalExecutor
+from ..forges.base import ForgeAuthError, ForgeError, RepoRef
+from ..locking import campaign_lock
+from ..pipeline import Outcome, Prior, RepoJob, forge_for, run_repo
+from ..selection import select, skip_reason
+from ..state import FAILED, RepoRecord, Store
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    jobs: int
+    limit: int | None = None
+    only: tuple[str, ...] = ()
+    dry_run: bool = False
+    force: bool = False
+    executor: str = "threads"
+    scheduler: str | None = None
+
+
+def default_jobs() -> int:
+    """Git and the forge dominate, so more workers than cores pays off, within reason."""
+    return min(16, 4 * (os.cpu_count() or 1))
+
+
+def check_home_writable(home: Path) -> None:
+    """Fail fast, before any push, when we could not record what we did."""
+    try:
+        paths.ensure_private_dir(home)
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"FLEETCHANGE_HOME {home} is not writable: {exc.strerror or exc}"
+        ) from None
+
+
+def make_executor(options: ApplyOptions) -> Executor:
+    if options.executor == "dask":
+        from ..executors.dask import DaskExecutor
+
+        return DaskExecutor(options.scheduler, jobs=options.jobs)
+    return LocalExecutor(options.jobs, processes=options.executor == "processes")
+
+
+def list_targets(campaign: Campaign, only: tuple[str, ...]) -> list[RepoRef]:
+    forge = forge_for(campaign.targets)
+    try:
+        return list(select(forge.list_repos(), campaign.targets, only))
+    except ForgeAuthError as exc:
+        raise UsageError(str(exc)) from None
+    except ForgeError as exc:
+        raise UsageError(f"cannot list repositories: {exc}") from None
+
+
+def apply(campaign: Campaign, *, options: ApplyOptions, console: Console, out: Console) -> int:
+    home = paths.home()
+    check_home_writable(home)
+    with campaign_lock(paths.locks(), campaign.id):
+        store = Store(paths.state_db())
+        try:
+            return _apply_locked(campaign, store, options, console, out)
+        finally:
+            store.close()
+
+
+def _apply_locked(
+    campaign: Campaign, store: Store, options: ApplyOptions, console: Console, out: Console
+) -> int:
+    repos = list_targets(campaign, options.only)
+    if not options.dry_run:
+        store.upsert_campaign(
+            id=campaign.id,
+            title=campaign.title,
+            file=str(campaign.file),
+            version=campaign.version,
+            forge=campaign.targets.forge,
+            branch=campaign.branch,
+        )
+    targets: list[RepoRef] = []
+    skipped = 0
+    for repo in repos:
+        reason = skip_reason(repo, campaign.targets)
+        if reason is None:
+            targets.append(repo)
+            continue
+        skipped += 1
+        if not options.dry_run:
+            previous = store.repo(campaign.id, repo.name)
+            if previous is None or previous.state != "skipped" or previous.reason != reason:
+                store.record(
+                    RepoRecord(
+                        campaign=campaign.id, repo=repo.name, state="skipped", reason=reason
+                    ),
+                    [("skipped", reason)],
+                )
+    if options.limit is not None:
+        targets = targets[: options.limit]
+
+    jobs = (
+        RepoJob(
+            campaign=campaign,
+            repo=repo,
+            prior=_prior(store, campaign.id, repo.name),
+            home=None if options.executor == "dask" else paths.home(),
+            force=options.force,
+            dry_run=options.dry_run,
+        )
+        for repo in targets
+    )
+    tally: Counter[str] = Counter()
+    unchanged = 0
+    fatal: str | None = None
+    executor = make_executor(options)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[counts]}"),
+        console=console,
+        transient=False,
+    )
+    try:
+        with progress:
+            task = progress.add_task(f"apply {campaign.id}", total=len(targets), counts="")
+            for outcome in _results(executor, jobs):
+                tally[outcome.state] += 1
+                if outcome.unchanged:
+                    unchanged += 1
+                elif options.dry_run:
+                    _print_dry_run(out, outcome)
+                else:
+                    store.record(_to_record(campaign, outcome), outcome.events)
+                if outcome.fatal:
+                    fatal = outcome.reason
+                    break
+                progress.update(
+                    task, advance=1, counts=" ".join(f"{k}:{v}" for k, v in sorted(tally.items()))
+                )
+    finally:
+        executor.close()
+    if fatal:
+        raise UsageError(fatal)
+    _summary(console, campaign, tally, unchanged, skipped, options.dry_run)
+    return 1 if any(tally[state] for state in FAILED) else 0
+
+
+def _results(executor: Executor, jobs: Iterator[RepoJob]) -> Iterator[Outcome]:
+    yield from executor.map_unordered(run_repo, jobs)
+
+
+def _prior(store: Store, campaign: str, repo: str) -> Prior | None:
+    record = store.repo(campaign, repo)
+    if record is None:
+        return None
+    return Prior(
+        state=record.state,
+        version=record.version,
+        base_sha=record.base_sha,
+        head_sha=record.head_sha,
+    )
+
+
+def _to_record(campaign: Campaign, outcome: Outcome) -> RepoRecord:
+    mr = outcome.mr
+    return RepoRecord(
+        campaign=campaign.id,
+        repo=outcome.repo,
+        state=outcome.state,
+        reason=outcome.reason,
+        version=campaign.version,
+        base_sha=outcome.base_sha,
+        head_sha=outcome.head_sha,
+        default_branch=outcome.default_branch,
+        mr_number=mr.number if mr else None,
+        mr_url=mr.url if mr else "",
+        mr_state=mr.state if mr else "",
+        pipeline=(mr.pipeline or "") if mr else "",
+        approved=None if mr is None or mr.approved is None else int(mr.approved),
+        files=outcome.files,
+        test_log=outcome.test_log,
+    )
+
+
+def _print_dry_run(out: Console, outcome: Outcome) -> None:
+    if outcome.diff:
+        out.print(
+            f"# {outcome.repo}: would change {len(outcome.files)} file(s)",
+            markup=False,
+            highlight=False,
+        )
+        out.print(outcome.diff, markup=False, highlight=False, soft_wrap=True)
+    elif outcome.state in FAILED:
+        out.print(
+            f"# {outcome.repo}: {outcome.state}: {outcome.reason}", markup=False, highlight=False
+        )
+
+
+def _summary(
+    console: Console,
+    campaign: Campaign,
+    tally: Counter[str],
+    unchanged: int,
+    skipped: int,
+    dry_run: bool,
+) -> None:
+    table = Table(title=f"{campaign.id}: {'dry run' if dry_run else 'this run'}", show_edge=False)
+    table.add_column("state")
+    table.add_column("repos", justify="right")
+    for state, count in sorted(tally.items()):
+        table.add_row(state, str(count))
+    if skipped:
+        table.add_row("skipped (archived, fork, topic)", str(skipped))
+    console.print(table)
+    if unchanged:
+        console.print(
+            f"{unchanged} repo(s) unchanged since the last run were not processed again (use --force)."
+        )
+    if not dry_run:
+        console.print(f"See everything with: fleetchange status {campaign.id}")
