@@ -37,6 +37,9 @@ class StepContext:
     candidates: list[str]  # repo-relative files selected by ``paths`` + ``grep`` at the base commit
     default_branch: str = "main"
     title: str = ""
+    home: Path | None = None  # $FLEETCHANGE_HOME of the machine running the step (caches)
+    use_llm_cache: bool = True
+    token_budget: int | None = None  # model tokens this repo may still spend; None: no limit
 
 
 @dataclass
@@ -45,6 +48,10 @@ class StepResult:
     changed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # per-file trouble that did not stop the step
     failed: str | None = None  # the step failed: the repo is recorded as errored with this reason
+    # with ``failed``: the state to record instead of "error" (e.g. "llm-failed", "budget-exhausted")
+    failed_state: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)  # prompt_tokens, completion_tokens, calls
+    notes: list[str] = field(default_factory=list)  # extra lines for reviewers in the MR body
 
 
 class ChangeKind(Protocol):
