@@ -92,6 +92,12 @@ def apply(
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address, e.g. tcp://host:8786.")
     ] = None,
+    no_llm_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-llm-cache", help="Ask the model again instead of reusing cached answers."
+        ),
+    ] = False,
 ) -> None:
     """Apply a campaign: change, test, push and open one merge request per affected repo."""
     from .campaign import load
@@ -111,6 +117,7 @@ def apply(
         force=force,
         executor=executor,
         scheduler=scheduler,
+        use_llm_cache=not no_llm_cache,
     )
     raise typer.Exit(run(campaign, options=options, console=_console(), out=_out()))
 

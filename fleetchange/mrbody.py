@@ -17,6 +17,7 @@ class StepReport:
     name: str
     summary: str
     version: str = ""
+    notes: tuple[str, ...] = ()
 
 
 def render(
@@ -31,6 +32,7 @@ def render(
     lines = [campaign.description.strip() or campaign.title, "", "## What changed", ""]
     for step in steps:
         lines.append(f"- **{step.name}**: {step.summary}")
+        lines += [f"  - {note}" for note in step.notes]
     lines += ["", f"{len(files)} file{'s' if len(files) != 1 else ''} changed:", ""]
     lines += [f"- `{path}`" for path in files[:MAX_LISTED_FILES]]
     if len(files) > MAX_LISTED_FILES:

@@ -48,6 +48,8 @@ class RepoJob:
     home: Path | None = None
     force: bool = False
     dry_run: bool = False
+    use_llm_cache: bool = True
+    token_budget: int | None = None  # model tokens the campaign may still spend
 
     def folder(self, name: str) -> Path:
         return (self.home or paths.home()) / name
@@ -68,6 +70,7 @@ class Outcome:
     unchanged: bool = False  # incremental skip: nothing was looked at beyond ls-remote
     events: list[tuple[str, str]] = field(default_factory=list)
     fatal: bool = False  # e.g. the forge rejected our credentials: stop the run
+    usage: dict[str, int] = field(default_factory=dict)  # model tokens and calls
 
     def step(self, state: str, detail: str = "") -> None:
         self.events.append((state, detail))
@@ -98,7 +101,7 @@ def run_repo(job: RepoJob) -> Outcome:
         outcome.state = "error"
         outcome.reason = redact(f"internal error: {type(exc).__name__}: {exc}")
         outcome.test_log = redact(traceback.format_exc())
-    if outcome.state == "error":
+    if outcome.state == "error" and not any(s == "error" for s, _ in outcome.events):
         outcome.step("error", outcome.reason)
     return outcome
 
@@ -156,7 +159,7 @@ def _unchanged_since(
         return False
     if prior.version != job.campaign.version or prior.base_sha != base:
         return False
-    if prior.state in ("no-match", "no-change", "test-failed", "skipped"):
+    if prior.state in ("no-match", "no-change", "test-failed", "llm-failed", "skipped"):
         return True
     return prior.state in ("mr-open", "merged", "closed", "diverged") and remote_branch == (
         prior.head_sha or None
@@ -278,14 +281,27 @@ def _change_test_push(
             candidates=files,
             default_branch=repo.default_branch or "",
             title=campaign.title,
+            home=job.home,
+            use_llm_cache=job.use_llm_cache,
+            token_budget=None
+            if job.token_budget is None
+            else job.token_budget
+            - out.usage.get("prompt_tokens", 0)
+            - out.usage.get("completion_tokens", 0),
         )
         result = KINDS[step.kind].apply(step.options, ctx)
+        for key, value in result.usage.items():
+            out.usage[key] = out.usage.get(key, 0) + value
         if result.failed:
-            out.state, out.reason = "error", f"step {step.index + 1} ({step.name}): {result.failed}"
+            out.state = result.failed_state or "error"
+            out.reason = f"step {step.index + 1} ({step.name}): {result.failed}"
+            out.step(out.state, out.reason)
             return
         problems += result.problems
         reports.append(
-            mrbody.StepReport(step.name, result.summary, str(step.options.get("version", "")))
+            mrbody.StepReport(
+                step.name, result.summary, str(step.options.get("version", "")), tuple(result.notes)
+            )
         )
 
     git("add", "-A", cwd=workdir)

@@ -59,13 +59,28 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX events_by_campaign ON events (campaign, at);
     """,
+    """
+    ALTER TABLE repos ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE repos ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE repos ADD COLUMN model_calls INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 # States a repo can end a run in; "finished" ones are not redone while base and version hold.
 FINISHED = frozenset(
-    {"no-match", "no-change", "test-failed", "mr-open", "merged", "closed", "skipped", "diverged"}
+    {
+        "no-match",
+        "no-change",
+        "test-failed",
+        "llm-failed",
+        "mr-open",
+        "merged",
+        "closed",
+        "skipped",
+        "diverged",
+    }
 )
-FAILED = frozenset({"error", "test-failed"})
+FAILED = frozenset({"error", "test-failed", "llm-failed"})
 
 
 @dataclass
@@ -86,6 +101,9 @@ class RepoRecord:
     files: list[str] = field(default_factory=list)
     test_log: str = ""
     updated_at: float = 0.0
+    prompt_tokens: int = 0  # model tokens spent on this repo, all runs together
+    completion_tokens: int = 0
+    model_calls: int = 0
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RepoRecord:
@@ -198,6 +216,14 @@ class Store:
             (campaign,),
         ).fetchall()
         return {state: n for state, n in rows}
+
+    def tokens(self, campaign: str) -> dict[str, int]:
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),"
+            " COALESCE(SUM(model_calls), 0) FROM repos WHERE campaign = ?",
+            (campaign,),
+        ).fetchone()
+        return {"prompt": row[0], "completion": row[1], "calls": row[2]}
 
     def record(self, record: RepoRecord, events: Iterable[tuple[str, str]] = ()) -> None:
         """Write one repo's new row and its events in a single transaction."""

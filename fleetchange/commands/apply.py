@@ -34,6 +34,7 @@ class ApplyOptions:
     force: bool = False
     executor: str = "threads"
     scheduler: str | None = None
+    use_llm_cache: bool = True
 
 
 def default_jobs() -> int:
@@ -115,17 +116,22 @@ def _apply_locked(
     if options.limit is not None:
         targets = targets[: options.limit]
 
-    jobs = (
-        RepoJob(
-            campaign=campaign,
-            repo=repo,
-            prior=_prior(store, campaign.id, repo.name),
-            home=None if options.executor == "dask" else paths.home(),
-            force=options.force,
-            dry_run=options.dry_run,
-        )
-        for repo in targets
-    )
+    budget = token_budget(campaign)
+    spent = sum(store.tokens(campaign.id)[k] for k in ("prompt", "completion"))
+
+    def make_jobs() -> Iterator[RepoJob]:
+        for repo in targets:  # built as workers free up, so the budget left is current
+            yield RepoJob(
+                campaign=campaign,
+                repo=repo,
+                prior=_prior(store, campaign.id, repo.name),
+                home=None if options.executor == "dask" else paths.home(),
+                force=options.force,
+                dry_run=options.dry_run,
+                use_llm_cache=options.use_llm_cache,
+                token_budget=None if budget is None else max(0, budget - spent),
+            )
+
     tally: Counter[str] = Counter()
     unchanged = 0
     fatal: str | None = None
@@ -142,14 +148,17 @@ def _apply_locked(
     try:
         with progress:
             task = progress.add_task(f"apply {campaign.id}", total=len(targets), counts="")
-            for outcome in _results(executor, jobs):
+            for outcome in _results(executor, make_jobs()):
+                spent += outcome.usage.get("prompt_tokens", 0) + outcome.usage.get(
+                    "completion_tokens", 0
+                )
                 tally[outcome.state] += 1
                 if outcome.unchanged:
                     unchanged += 1
                 elif options.dry_run:
                     _print_dry_run(out, outcome)
                 else:
-                    store.record(_to_record(campaign, outcome), outcome.events)
+                    store.record(_to_record(campaign, outcome, store), outcome.events)
                 if outcome.fatal:
                     fatal = outcome.reason
                     break
@@ -180,8 +189,16 @@ def _prior(store: Store, campaign: str, repo: str) -> Prior | None:
     )
 
 
-def _to_record(campaign: Campaign, outcome: Outcome) -> RepoRecord:
+def token_budget(campaign: Campaign) -> int | None:
+    """The smallest ``max_tokens`` of the campaign's model steps: a campaign-wide cap."""
+    caps = [s.options["max_tokens"] for s in campaign.steps if s.options.get("max_tokens")]
+    return min(caps) if caps else None
+
+
+def _to_record(campaign: Campaign, outcome: Outcome, store: Store) -> RepoRecord:
     mr = outcome.mr
+    previous = store.repo(campaign.id, outcome.repo)
+    usage = outcome.usage
     return RepoRecord(
         campaign=campaign.id,
         repo=outcome.repo,
@@ -198,6 +215,10 @@ def _to_record(campaign: Campaign, outcome: Outcome) -> RepoRecord:
         approved=None if mr is None or mr.approved is None else int(mr.approved),
         files=outcome.files,
         test_log=outcome.test_log,
+        prompt_tokens=(previous.prompt_tokens if previous else 0) + usage.get("prompt_tokens", 0),
+        completion_tokens=(previous.completion_tokens if previous else 0)
+        + usage.get("completion_tokens", 0),
+        model_calls=(previous.model_calls if previous else 0) + usage.get("calls", 0),
     )
 
 

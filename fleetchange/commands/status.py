@@ -41,6 +41,7 @@ def campaign_json(store: Store, campaign_id: str) -> dict[str, Any]:
     return {
         "campaign": campaign_id,
         "counts": store.counts(campaign_id),
+        "tokens": store.tokens(campaign_id),
         "repos": [_repo_json(r) for r in records],
     }
 
@@ -58,6 +59,11 @@ def _repo_json(record: RepoRecord) -> dict[str, Any]:
         "base_sha": record.base_sha or None,
         "head_sha": record.head_sha or None,
         "updated_at": record.updated_at,
+        "tokens": {
+            "prompt": record.prompt_tokens,
+            "completion": record.completion_tokens,
+            "calls": record.model_calls,
+        },
     }
 
 
@@ -106,6 +112,12 @@ def _print_campaign(
     summary.add_column("total", justify="right", style="bold")
     summary.add_row(*[str(counts[s]) for s in sorted(counts, key=_order)], str(total))
     out.print(summary)
+    tokens = store.tokens(campaign_id)
+    if tokens["calls"]:
+        out.print(
+            f"model tokens: {tokens['prompt']:,} prompt + {tokens['completion']:,} completion"
+            f" in {tokens['calls']:,} calls"
+        )
     records = sorted(store.repos(campaign_id), key=lambda r: (_order(r.state), r.repo))
     shown = records if show_all else records[:limit]
     table = Table(show_edge=False, header_style="bold")
