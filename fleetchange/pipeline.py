@@ -23,6 +23,7 @@ from .changes.base import StepContext
 from .forges import make_forge
 from .forges.base import Forge, ForgeAuthError, ForgeError, MergeRequest, MRSpec, RepoRef
 from .gitops import GitError, git, ls_remote, redact
+from .pathglob import matches
 from .process import run_with_timeout
 from .template import fill
 
@@ -134,13 +135,27 @@ def _run(job: RepoJob, forge: Forge, out: Outcome) -> None:
     out.step("resolved", f"base {base[:12]}")
 
     if campaign.targets.contains and not _grep_any(mirror, base, campaign.targets.contains, ()):
-        return _finish_no_match(out, "default branch does not contain the pattern")
+        return _settle(
+            job,
+            forge,
+            out,
+            remote_branch,
+            "no-match",
+            "default branch does not contain the pattern",
+        )
     candidates = [_candidates(mirror, base, step) for step in campaign.steps]
     if all(
         KINDS[s.kind].USES_CANDIDATES and not c
         for s, c in zip(campaign.steps, candidates, strict=True)
     ):
-        return _finish_no_match(out, "no file matches the changes' paths and grep")
+        return _settle(
+            job,
+            forge,
+            out,
+            remote_branch,
+            "no-match",
+            "no file matches the changes' paths and grep",
+        )
 
     workdir = job.folder("work") / campaign.id / slug(repo.name)
     _fresh_worktree(mirror, workdir, base)
@@ -164,11 +179,6 @@ def _unchanged_since(
     return prior.state in ("mr-open", "merged", "closed", "diverged") and remote_branch == (
         prior.head_sha or None
     )
-
-
-def _finish_no_match(out: Outcome, reason: str) -> None:
-    out.state, out.reason = "no-match", reason
-    out.step(out.state, reason)
 
 
 def _mirror(
@@ -238,14 +248,15 @@ def _candidates(mirror: Path, base: str, step: Step) -> list[str]:
                 return []
             raise
         return [line.split(":", 1)[1] for line in out.splitlines() if line]
-    out = git("ls-tree", "-r", "-z", base, "--", *_pathspecs(step), cwd=mirror)
+    out = git("ls-tree", "-r", "-z", base, cwd=mirror)
     files = []
     for entry in out.split("\0"):
         if not entry:
             continue
         meta, _, path = entry.partition("\t")
         mode, kind, _ = meta.split(" ", 2)
-        if kind == "blob" and mode != "120000":  # symlinks are never edited through
+        # symlinks are never edited through; submodules are not ours to change
+        if kind == "blob" and mode != "120000" and matches(path, step.paths):
             files.append(path)
     return files
 
@@ -309,7 +320,7 @@ def _change_test_push(
     changed = git("diff", "--cached", "--name-only", "-z", base, cwd=workdir).split("\0")
     out.files = [f for f in changed if f]
     if tree == git("rev-parse", f"{base}^{{tree}}", cwd=workdir):
-        _finish_no_change(job, forge, out, remote_branch, problems)
+        _settle(job, forge, out, remote_branch, "no-change", "; ".join(problems[:3]))
         return
     out.step("transformed", f"{len(out.files)} files")
     if job.dry_run:
@@ -389,11 +400,12 @@ def _change_test_push(
     out.state = {"open": "mr-open", "merged": "merged", "closed": "closed"}[out.mr.state]
 
 
-def _finish_no_change(
-    job: RepoJob, forge: Forge, out: Outcome, remote_branch: str | None, problems: list[str]
+def _settle(
+    job: RepoJob, forge: Forge, out: Outcome, remote_branch: str | None, state: str, reason: str
 ) -> None:
-    """No diff on this base.  If an MR exists, say what became of it."""
-    out.state, out.reason = "no-change", "; ".join(problems[:3])
+    """The change makes no diff on this base.  If an MR was opened earlier, say what became of it:
+    merged (that is why), or still open though no longer needed (close it, with a comment)."""
+    out.state, out.reason = state, reason
     had_mr = remote_branch is not None or (
         job.prior is not None and job.prior.state in ("mr-open", "merged", "closed")
     )
