@@ -19,6 +19,7 @@ GROUPS = {
     "platform": ["auth", "billing", "config", "gateway", "jobs", "metrics", "search", "users"],
     "edge": ["cdn-purge", "dns", "geo", "ratelimit", "router", "tls"],
     "data": ["etl", "exports", "ingest", "lake", "reports", "warehouse"],
+    "mobile": ["api-client", "push"],
     "platform/legacy": [],  # keeps the glob in the campaign honest
 }
 EXTRA = ["platform/legacy-ftp", "platform/legacy-soap"]  # excluded by the demo campaign

@@ -17,6 +17,7 @@ stays one segment), :class:`Response` helpers and offset pagination
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import math
@@ -292,10 +293,8 @@ class _HTTPServer(ThreadingHTTPServer):
         with self.connections_lock:
             sockets = list(self.connections)
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
