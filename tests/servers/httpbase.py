@@ -300,6 +300,7 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 60
+    disable_nagle_algorithm = True  # else header and body writes meet delayed ACKs (40 ms)
     server: _HTTPServer
 
     def version_string(self) -> str:
@@ -356,8 +357,8 @@ class _Handler(BaseHTTPRequestHandler):
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD":
+        self.end_headers()  # flushes the status line and headers
+        if self.command != "HEAD" and response.body:
             self.wfile.write(response.body)
 
     def _drop(self, mode: str) -> None:
