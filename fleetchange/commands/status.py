@@ -120,20 +120,22 @@ def _print_campaign(
         )
     records = sorted(store.repos(campaign_id), key=lambda r: (_order(r.state), r.repo))
     shown = records if show_all else records[:limit]
+    with_pipeline = any(r.pipeline for r in shown)
     table = Table(show_edge=False, header_style="bold")
-    table.add_column("repo", no_wrap=True)
-    table.add_column("state")
-    table.add_column("MR", no_wrap=True)
-    table.add_column("pipeline")
-    table.add_column("reason", overflow="fold")
+    width = max((len(r.repo) for r in shown), default=4)
+    table.add_column("repo", no_wrap=True, min_width=min(width, 40))
+    table.add_column("state", no_wrap=True, min_width=11)
+    mr_width = max((len(r.mr_url) for r in shown), default=2)
+    table.add_column("MR", no_wrap=True, min_width=min(mr_width, 45))
+    if with_pipeline:
+        table.add_column("pipeline", no_wrap=True)
+    table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=70)
     for r in shown:
-        table.add_row(
-            r.repo,
-            f"[{STATE_STYLE.get(r.state, '')}]{r.state}[/]",
-            r.mr_url,
-            r.pipeline,
-            (r.reason or "").splitlines()[0] if r.reason else "",
-        )
+        row = [r.repo, f"[{STATE_STYLE.get(r.state, '')}]{r.state}[/]", r.mr_url]
+        if with_pipeline:
+            row.append(r.pipeline)
+        row.append(r.reason.splitlines()[0] if r.reason else "")
+        table.add_row(*row)
     out.print(table)
     if len(shown) < len(records):
         out.print(
