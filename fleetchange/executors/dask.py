@@ -40,7 +40,7 @@ class DaskExecutor:
             self.client.submit(fn, item, pure=False)
             for item in itertools.islice(source, self.window)
         ]
-        pending = as_completed(first)
+        pending = as_completed(first, loop=self.client.loop)
         for future in pending:
             result: R = future.result()
             future.release()
