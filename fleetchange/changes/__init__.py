@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import command, file, libcst, toml
+from . import command, file, libcst, llm, toml
 from .base import ChangeKind
 
 KINDS: dict[str, ChangeKind] = {
@@ -10,4 +10,5 @@ KINDS: dict[str, ChangeKind] = {
     "command": command,
     "toml": toml,
     "file": file,
+    "llm": llm,
 }

@@ -114,7 +114,7 @@ def _error_message(response: httpx.Response) -> str:
     if isinstance(data, dict):
         error = data.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"][:300]
+            return str(error["message"])[:300]
         if isinstance(error, str):
             return error[:300]
     return response.text.strip()[:300]
@@ -260,7 +260,7 @@ class ChatClient:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
         ceiling = min(self.max_backoff, self.backoff * (2**attempt))
-        return ceiling * (0.5 + 0.5 * self.rng())  # jitter: between half and all of it
+        return float(ceiling * (0.5 + 0.5 * self.rng()))  # jitter: between half and all of it
 
     def _once(self, payload: dict[str, Any], headers: dict[str, str]) -> Completion:
         self.attempts += 1
@@ -273,9 +273,7 @@ class ChatClient:
         status = response.status_code
         if status in (401, 403):
             where = f"the key in ${self.api_key_env}" if self.api_key_env else "no API key"
-            hint = (
-                "" if self.api_key_env else " (set api_key_env to the variable holding the key)"
-            )
+            hint = "" if self.api_key_env else " (set api_key_env to the variable holding the key)"
             raise LLMAuthError(
                 redact(
                     f"{self.url} rejected {where} with HTTP {status}: "

@@ -231,10 +231,7 @@ class _Swap(cst.CSTTransformer):
 def _locate(module: cst.Module, target: Target) -> Definition:
     collector, _ = _collect(module, target.kind)
     for record in collector.records:
-        if (
-            record.qualname == target.qualname
-            and record.position == (target.line, target.column)
-        ):
+        if record.qualname == target.qualname and record.position == (target.line, target.column):
             return record.node
     raise TargetError(f"{target.qualname} is no longer at line {target.line}")
 
@@ -285,4 +282,3 @@ def splice(source: str, target: Target, replacement: str) -> str:
     if not swap.swapped:  # pragma: no cover - _locate found it in this very tree
         raise TargetError(f"{target.qualname} could not be replaced")
     return result.code
-
