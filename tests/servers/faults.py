@@ -231,9 +231,16 @@ class FaultInjector:
     def configure(self, **settings: Any) -> None:
         """Set several random-fault attributes at once, e.g. ``configure(rate_5xx=0.3)``."""
         allowed = {
-            "rate_429", "rate_5xx", "drop_connection_rate", "slow_rate", "slow_seconds",
-            "retry_after", "statuses_5xx", "random_scope", "random_includes_git",
-        }  # fmt: skip
+            "rate_429",
+            "rate_5xx",
+            "drop_connection_rate",
+            "slow_rate",
+            "slow_seconds",
+            "retry_after",
+            "statuses_5xx",
+            "random_scope",
+            "random_includes_git",
+        }
         unknown = set(settings) - allowed - {"seed"}
         if unknown:
             raise TypeError(f"unknown fault settings: {sorted(unknown)}")

@@ -72,10 +72,22 @@ _GIT_PATH = re.compile(
 )
 NOT_ALLOWED = {"message": "405 Method Not Allowed"}
 MR_UPDATE_PARAMS = (
-    "title", "description", "target_branch", "state_event", "labels", "add_labels",
-    "remove_labels", "assignee_id", "assignee_ids", "reviewer_ids", "remove_source_branch",
-    "squash", "discussion_locked", "milestone_id", "allow_collaboration",
-)  # fmt: skip
+    "title",
+    "description",
+    "target_branch",
+    "state_event",
+    "labels",
+    "add_labels",
+    "remove_labels",
+    "assignee_id",
+    "assignee_ids",
+    "reviewer_ids",
+    "remove_source_branch",
+    "squash",
+    "discussion_locked",
+    "milestone_id",
+    "allow_collaboration",
+)
 
 
 def _now() -> str:
@@ -517,8 +529,11 @@ class GitLabServer(ForgeServer):
 
     def handle_api(self, req: Request) -> Response:
         if not req.raw_path.startswith("/api/v4/"):
-            return Response.text(404, "<html><body>404 Not Found</body></html>\n",
-                                 content_type="text/html; charset=utf-8")  # fmt: skip
+            return Response.text(
+                404,
+                "<html><body>404 Not Found</body></html>\n",
+                content_type="text/html; charset=utf-8",
+            )
         if not self._authenticated(req):
             raise ApiError(401, {"message": "401 Unauthorized"})
         found = self.router.resolve(req.method, req.raw_path.removeprefix("/api/v4"))
@@ -939,8 +954,9 @@ class GitLabServer(ForgeServer):
     # == internals: MR state ===========================================================
     def _new_pipeline(self, mr: MergeRequest, status: str, sha: str | None = None) -> Pipeline:
         iid = 1 + sum(len(o.pipelines) for o in self.merge_requests if o.project is mr.project)
-        pipeline = Pipeline(self._next("pipeline"), iid, sha or mr.sha or "", mr.source_branch,
-                            status)  # fmt: skip
+        pipeline = Pipeline(
+            self._next("pipeline"), iid, sha or mr.sha or "", mr.source_branch, status
+        )
         mr.pipelines.append(pipeline)
         return pipeline
 
@@ -1174,8 +1190,11 @@ class GitLabServer(ForgeServer):
                 422, {"message": ["You can't use same project/branch for source and target"]}
             )
         branches = p.repo.branches()
-        errors = {k: ["does not exist"] for k, b in [("source_branch", source),
-                  ("target_branch", target)] if b not in branches}  # fmt: skip
+        errors = {
+            k: ["does not exist"]
+            for k, b in [("source_branch", source), ("target_branch", target)]
+            if b not in branches
+        }
         if errors:
             raise ApiError(400, {"message": errors})
         for other in self.merge_requests:
@@ -1219,8 +1238,13 @@ class GitLabServer(ForgeServer):
         p = mr.project
         params = self._params(req)
         if not any(k in params for k in MR_UPDATE_PARAMS):
-            raise ApiError(400, {"error": ", ".join(MR_UPDATE_PARAMS) + " are missing, "
-                                 "at least one parameter must be provided"})  # fmt: skip
+            raise ApiError(
+                400,
+                {
+                    "error": ", ".join(MR_UPDATE_PARAMS) + " are missing, "
+                    "at least one parameter must be provided"
+                },
+            )
         branches = p.repo.branches()
         self._sync(mr, branches)
         event = params.get("state_event")
@@ -1294,8 +1318,9 @@ class GitLabServer(ForgeServer):
         if auto and (pipeline_running or state == "not_approved"):
             if not mr.merge_when_pipeline_succeeds:
                 mr.merge_when_pipeline_succeeds, mr.merge_user = True, self.user
-                self._system_note(mr, f"enabled an automatic merge when all merge checks for "
-                                      f"{mr.sha} pass")  # fmt: skip
+                self._system_note(
+                    mr, f"enabled an automatic merge when all merge checks for {mr.sha} pass"
+                )
             mr.updated_at = _now()
             return Response.json(200, self._mr_json(mr, branches, detailed=True, consume=False))
         if state != "mergeable":

@@ -233,10 +233,10 @@ class BareRepo:
                 data = content.encode() if isinstance(content, str) else content
                 stream += f"M 100644 inline {_quote_path(name)}\ndata {len(data)}\n".encode()
                 stream += data + b"\n"
-            self.run("fast-import", "--quiet", "--date-format=raw", input=bytes(stream))
+            proc = self.run("fast-import", "--quiet", "--date-format=raw", input=bytes(stream))
             sha = self.branch_sha(branch)
-            if sha is None:  # pragma: no cover - fast-import succeeded, so the ref exists
-                raise GitError(["fast-import"], 1, f"branch {branch} missing after import")
+            if sha is None or b"Not updating" in proc.stderr:  # the branch moved meanwhile
+                raise GitError(["fast-import"], 1, proc.stderr.decode(errors="replace"))
             return sha
 
     def create_branch(self, branch: str, start_point: str) -> str:
