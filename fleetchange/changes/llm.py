@@ -563,11 +563,17 @@ class _Run:
 
     # the model ---------------------------------------------------------------------------
 
-    def ask(self, messages: list[Message], unit: _Unit) -> Completion:
+    def ask(self, messages: list[Message], unit: _Unit, keyed: list[Message]) -> Completion:
+        """The answer to ``messages``, from the cache when ``keyed`` was asked before.
+
+        ``keyed`` is ``messages`` with validation output cut to its first line (the
+        command and its exit status): test runners print timings, so the full output
+        would make every re-run miss the cache.
+        """
         key = cache_key(
             self.options["endpoint"],
             self.model,
-            messages,
+            keyed,
             unit.input_hash,
             temperature=float(self.options["temperature"]),
         )
@@ -651,18 +657,20 @@ class _Run:
     def converse(self, unit: _Unit, accept: Callable[[str], str | None]) -> str:
         """Ask until ``accept(code)`` returns None (applied and validated); the final code.
 
-        ``accept`` returns an error text for the model when the code does not do.
+        ``accept`` returns an error text for the model when the code does not do: its
+        first line must say what failed in words that do not change between runs.
         """
         messages: list[Message] = [
             {"role": "system", "content": self.system_message(unit)},
             {"role": "user", "content": self.user_message(unit)},
         ]
+        keyed = list(messages)
         attempts = int(self.options["max_attempts"])
         document = unit.language in DOCUMENT_LANGUAGES
         truncated = 0
         last = ""
         for _attempt in range(attempts):
-            completion = self.ask(messages, unit)
+            completion = self.ask(messages, unit, keyed)
             try:
                 code = check_answer(
                     completion, document=document, max_bytes=self.options["max_answer_bytes"]
@@ -677,16 +685,17 @@ class _Run:
                             "llm-failed", f"{unit.label}: the answer was cut off twice"
                         ) from None
                 last = problem.message
-                feedback = f"Your answer cannot be used: {problem.message}."
+                feedback = stable = f"Your answer cannot be used: {problem.message}."
             else:
                 error = accept(code)
                 if error is None:
                     return code
                 last = error.split("\n", 1)[0]
-                feedback = (
-                    f"Your code for {unit.label} was rejected:\n\n{error}\n\n"
+                feedback, stable = (
+                    f"Your code for {unit.label} was rejected:\n\n{reason}\n\n"
                     f"This is the code you gave:\n\n{fence(code, unit.language)}\n\n"
                     "Fix it and answer again with the complete code in one fenced code block."
+                    for reason in (error, last)
                 )
             echo = completion.content
             if len(echo.encode("utf-8")) > self.options["max_answer_bytes"]:
@@ -694,6 +703,10 @@ class _Run:
             messages += [
                 {"role": "assistant", "content": echo},
                 {"role": "user", "content": feedback},
+            ]
+            keyed += [
+                {"role": "assistant", "content": echo},
+                {"role": "user", "content": stable},
             ]
         raise _Stop(
             "llm-failed",

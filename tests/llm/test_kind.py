@@ -384,3 +384,21 @@ def test_create_that_fails_validation_leaves_no_file(
     result = run(options(tmp_path, server, change), tree, ["pkg/cli.py"], home=tmp_path / "home")
     assert result.failed_state == "llm-failed"
     assert not (tree / "AGENTS.md").exists()
+
+
+def test_retries_after_failed_validation_are_cached_too(
+    tmp_path: Path, server: OpenAIServer, tree: Path
+) -> None:
+    # the command's output changes on every run (a pid, like a test runner's timings)
+    half = "def parse(argv):\n    return None\n"
+    server.script(fenced(half), fenced(PARSE_ARGPARSE))
+    change = TARGET + 'validate = ["echo pid $$; grep -q add_argument {file}"]\n'
+    opts = options(tmp_path, server, change)
+    first = run(opts, tree, ["pkg/cli.py"], home=tmp_path / "home")
+    assert first.failed is None and server.calls == 2
+    assert "pid " in server.requests[1].prompt  # the model saw the whole output
+    (tree / "pkg" / "cli.py").write_text(CLI)
+    second = run(opts, tree, ["pkg/cli.py"], home=tmp_path / "home")
+    assert second.failed is None and server.calls == 2
+    assert second.usage["cached"] == 2
+    assert PARSE_ARGPARSE in (tree / "pkg" / "cli.py").read_text()
