@@ -45,14 +45,16 @@ class GitClient:
         self,
         *args: str,
         cwd: Path | None = None,
-        username: str | None = None,
-        password: str | None = None,
+        auth: tuple[str, str] | None = None,
         check: bool = True,
+        input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """Run git; ``auth`` = (username, password) answered to git's prompts via askpass."""
         proc = subprocess.run(
             [GIT, "-c", "credential.helper=", *args],
+            input=input,
             cwd=cwd,
-            env=self.env(username, password),
+            env=self.env(*auth) if auth else self.env(),
             capture_output=True,
             text=True,
             check=False,

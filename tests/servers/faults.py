@@ -334,11 +334,11 @@ class FaultInjector:
                 re.search(self.random_scope, raw_path) or re.search(self.random_scope, path)
             ):
                 return None
-            rule = self._random_rule()
-            if rule is not None:
-                rule.fired = 1
-                self.injected[rule.kind] += 1
-            return rule
+            chosen = self._random_rule()
+            if chosen is not None:
+                chosen.fired = 1
+                self.injected[chosen.kind] += 1
+            return chosen
 
     def _random_rule(self) -> FaultRule | None:
         rng = self._rng

@@ -341,7 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
         return data
 
     def _read_chunked(self) -> bytes:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int(self.rfile.readline(65537).split(b";")[0].strip() or b"0", 16)
             if size == 0:

@@ -18,18 +18,18 @@ def test_clone_commit_push_with_askpass(
     gitlab_server.add_project("platform/api", files={"app.py": "print('hi')\n"})
     url = f"{gitlab_server.url}/platform/api.git"
     work = tmp_path / "work"
-    creds = {"username": "oauth2", "password": gitlab_server.token}
+    creds = ("oauth2", gitlab_server.token)
 
-    git_client("clone", url, str(work), **creds)
+    git_client("clone", url, str(work), auth=creds)
     assert (work / "app.py").read_text() == "print('hi')\n"
     (work / "new.py").write_text("x = 1\n")
     git_client("add", "new.py", cwd=work)
     git_client("commit", "-m", "Add new.py", cwd=work)
-    git_client("push", "origin", "HEAD:refs/heads/fleet/change", cwd=work, **creds)
+    git_client("push", "origin", "HEAD:refs/heads/fleet/change", cwd=work, auth=creds)
 
     head = git_client("rev-parse", "HEAD", cwd=work).stdout.strip()
     assert gitlab_server.branch_sha("platform/api", "fleet/change") == head
-    remote = git_client("ls-remote", url, **creds).stdout
+    remote = git_client("ls-remote", url, auth=creds).stdout
     assert f"{head}\trefs/heads/fleet/change" in remote
     # git was challenged first, then answered through GIT_ASKPASS
     git_requests = gitlab_server.log.find(git=True)
@@ -44,7 +44,7 @@ def test_wrong_token_is_refused(
     gitlab_server.add_project("platform/api")
     url = f"{gitlab_server.url}/platform/api.git"
 
-    proc = git_client("ls-remote", url, username="oauth2", password="glpat-wrong", check=False)
+    proc = git_client("ls-remote", url, auth=("oauth2", "glpat-wrong"), check=False)
 
     assert proc.returncode != 0
     assert "Authentication failed" in proc.stderr
@@ -65,9 +65,9 @@ def test_github_requires_x_access_token_user_for_installation_tokens(
     url = f"{github_server.url}/acme/api.git"
     token = github_server.token
 
-    ok = git_client("ls-remote", url, username="x-access-token", password=token)
+    ok = git_client("ls-remote", url, auth=("x-access-token", token))
     assert "refs/heads/main" in ok.stdout
-    wrong_user = git_client("ls-remote", url, username="someone", password=token, check=False)
+    wrong_user = git_client("ls-remote", url, auth=("someone", token), check=False)
     assert wrong_user.returncode != 0
 
 
@@ -78,11 +78,11 @@ def test_push_to_protected_branch_is_rejected(
     gitlab_server.protect_branch(project, "main")
     before = gitlab_server.branch_sha(project, "main")
     work = tmp_path / "work"
-    creds = {"username": "oauth2", "password": gitlab_server.token}
-    git_client("clone", f"{gitlab_server.url}/platform/api.git", str(work), **creds)
+    creds = ("oauth2", gitlab_server.token)
+    git_client("clone", f"{gitlab_server.url}/platform/api.git", str(work), auth=creds)
     git_client("commit", "--allow-empty", "-m", "direct push", cwd=work)
 
-    proc = git_client("push", "origin", "HEAD:main", cwd=work, check=False, **creds)
+    proc = git_client("push", "origin", "HEAD:main", cwd=work, check=False, auth=creds)
 
     assert proc.returncode != 0
     assert "You are not allowed to push code to protected branches" in proc.stderr
@@ -94,11 +94,11 @@ def test_push_to_archived_project_is_forbidden(
 ) -> None:
     gitlab_server.add_project("platform/old", archived=True)
     work = tmp_path / "work"
-    creds = {"username": "oauth2", "password": gitlab_server.token}
-    git_client("clone", f"{gitlab_server.url}/platform/old.git", str(work), **creds)
+    creds = ("oauth2", gitlab_server.token)
+    git_client("clone", f"{gitlab_server.url}/platform/old.git", str(work), auth=creds)
     git_client("commit", "--allow-empty", "-m", "change", cwd=work)
 
-    proc = git_client("push", "origin", "HEAD:refs/heads/x", cwd=work, check=False, **creds)
+    proc = git_client("push", "origin", "HEAD:refs/heads/x", cwd=work, check=False, auth=creds)
 
     assert proc.returncode != 0
     assert gitlab_server.branch_sha("platform/old", "x") is None
@@ -127,19 +127,26 @@ def test_clone_with_many_wants_sends_gzip(
 ) -> None:
     gitlab_server.add_project("platform/api")
     work, again = tmp_path / "work", tmp_path / "again"
-    creds = {"username": "oauth2", "password": gitlab_server.token}
-    git_client("clone", f"{gitlab_server.url}/platform/api.git", str(work), **creds)
-    for i in range(30):  # 30 distinct branch tips: 30 "want" lines, over git's 1 KiB gzip bar
-        git_client("commit", "--allow-empty", "-m", f"change {i}", cwd=work)
-        git_client("branch", f"b{i}", cwd=work)
-    git_client("push", "origin", "--all", cwd=work, **creds)
+    creds = ("oauth2", gitlab_server.token)
+    git_client("clone", f"{gitlab_server.url}/platform/api.git", str(work), auth=creds)
+    # 30 distinct branch tips = 30 "want" lines, over git's 1 KiB bar for gzipping a request
+    stream = "".join(
+        f"commit refs/heads/b{i}\ncommitter T <t@example.invalid> 1700000000 +0000\n"
+        f"data 3\nb{i:02d}\nfrom refs/heads/main^0\n\n"
+        for i in range(30)
+    )
+    git_client("fast-import", "--quiet", cwd=work, input=stream)
+    git_client("push", "origin", "--all", cwd=work, auth=creds)
     gitlab_server.log.clear()
 
-    git_client("clone", "--mirror", f"{gitlab_server.url}/platform/api.git", str(again), **creds)
+    git_client("clone", "--mirror", f"{gitlab_server.url}/platform/api.git", str(again), auth=creds)
 
     assert git_client("rev-parse", "b29", cwd=again).stdout.strip() == gitlab_server.branch_sha(
         "platform/api", "b29"
     )
-    gzipped = [e for e in gitlab_server.log.find("POST", git=True)
-               if e.header("content-encoding") == "gzip"]  # fmt: skip
+    gzipped = [
+        e
+        for e in gitlab_server.log.find("POST", git=True)
+        if e.header("content-encoding") == "gzip"
+    ]
     assert gzipped and all(e.status == 200 for e in gzipped)

@@ -181,7 +181,8 @@ def test_duplicate_open_merge_request_is_409(project: GlProject) -> None:
     with pytest.raises(gitlab.GitlabCreateError) as err:
         project.mergerequests.create(spec)
     assert err.value.response_code == 409
-    assert err.value.error_message == [
+    message: object = err.value.error_message  # python-gitlab passes GitLab's JSON through
+    assert message == [
         f"Another open merge request already exists for this source branch: !{first.iid}"
     ]
     first.state_event = "close"
@@ -195,7 +196,8 @@ def test_missing_source_branch(project: GlProject) -> None:
             {"source_branch": "nope", "target_branch": "main", "title": "x"}
         )
     assert err.value.response_code == 400
-    assert err.value.error_message == {"source_branch": ["does not exist"]}
+    message: object = err.value.error_message
+    assert message == {"source_branch": ["does not exist"]}
 
 
 def test_non_fast_forward_merge_writes_a_merge_commit(
