@@ -185,9 +185,11 @@ class FaultInjector:
 
     Random faults (probabilities 0..1, drawn from ``random.Random(seed)``):
     ``drop_connection_rate``, ``rate_429``, ``rate_5xx`` (status from ``statuses_5xx``),
-    ``slow_rate`` with ``slow_seconds``.  429s carry ``Retry-After: retry_after`` (0 by
-    default, so well-behaved clients retry at once and no test sleeps).  Random faults
-    only hit paths matching ``random_scope`` (a regex; None = every API path).
+    and ``slow_seconds`` of delay for a ``slow_rate`` share of requests (all by default).
+    429s carry ``Retry-After: retry_after`` (0 by default, so well-behaved clients retry
+    at once and no test sleeps).  Random faults only hit paths matching ``random_scope``
+    (a regex; None = every API path) and spare git requests unless
+    ``random_includes_git``.
     """
 
     def __init__(
@@ -197,7 +199,7 @@ class FaultInjector:
         rate_429: float = 0.0,
         rate_5xx: float = 0.0,
         drop_connection_rate: float = 0.0,
-        slow_rate: float = 0.0,
+        slow_rate: float = 1.0,
         slow_seconds: float = 0.0,
         retry_after: int | None = 0,
     ) -> None:
@@ -310,8 +312,7 @@ class FaultInjector:
         """Forget every rule and switch random faults off (the log is kept)."""
         with self._lock:
             self._rules.clear()
-            self.rate_429 = self.rate_5xx = self.drop_connection_rate = self.slow_rate = 0.0
-            self.slow_seconds = 0.0
+            self.rate_429 = self.rate_5xx = self.drop_connection_rate = self.slow_seconds = 0.0
 
     @property
     def rules(self) -> list[FaultRule]:

@@ -31,7 +31,6 @@ Deliberate differences from GitHub:
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import time
 import uuid
@@ -807,7 +806,7 @@ class GitHubServer(ForgeServer):
             "created_at": r.created_at,
             "updated_at": r.created_at,
             "pushed_at": r.created_at,
-            "size": max(1, size) if any(os.scandir(r.repo.path / "refs" / "heads")) else 0,
+            "size": max(1, size) if r.repo.has_branches() else 0,
             "stargazers_count": 0,
             "watchers_count": 0,
             "language": None,

@@ -1315,7 +1315,8 @@ class GitLabServer(ForgeServer):
         pipeline = self._head_pipeline(mr)
         state = self._merge_state(mr, branches, consume=False)[0]
         pipeline_running = pipeline is not None and pipeline.status in ACTIVE_PIPELINE
-        if auto and (pipeline_running or state == "not_approved"):
+        blocked = state in ("conflict", "draft_status", "broken_status")
+        if auto and not blocked and (pipeline_running or state == "not_approved"):
             if not mr.merge_when_pipeline_succeeds:
                 mr.merge_when_pipeline_succeeds, mr.merge_user = True, self.user
                 self._system_note(

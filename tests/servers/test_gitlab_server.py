@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import gitlab
 import httpx
@@ -336,3 +337,24 @@ def test_json_and_form_bodies_are_both_accepted(project: GlProject, api: httpx.C
     assert empty.status_code == 400
     assert api.get("/projects/999999").json() == {"message": "404 Project Not Found"}
     assert api.get("/nope").json() == {"error": "404 Not Found"}
+
+
+def test_concurrent_clients(gitlab_server: GitLabServer) -> None:
+    for i in range(8):
+        gitlab_server.add_project(f"fleet/p{i}")
+        gitlab_server.commit(f"fleet/p{i}", "fleet/change", {"c.txt": f"{i}\n"})
+
+    def open_and_merge(i: int) -> str:
+        client = gitlab.Gitlab(gitlab_server.url, private_token=gitlab_server.token)
+        project = client.projects.get(f"fleet/p{i}")
+        mr = project.mergerequests.create(
+            {"source_branch": "fleet/change", "target_branch": "main", "title": f"change {i}"}
+        )
+        mr.notes.create({"body": "hello"})
+        mr.merge(sha=mr.sha)
+        return str(project.mergerequests.get(mr.iid).state)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(open_and_merge, range(8))) == ["merged"] * 8
+    ids = [mr.id for mr in gitlab_server.merge_requests]
+    assert len(set(ids)) == 8
