@@ -9,6 +9,7 @@ that could change the result does.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -31,10 +32,13 @@ from .schema import (
     TableContext,
     all_of,
     check_table,
+    ere_check,
     int_range,
     non_empty,
+    one_line,
     one_of,
-    regex_check,
+    show_key,
+    type_word,
 )
 from .template import unknown_placeholders
 
@@ -42,10 +46,11 @@ MAX_CAMPAIGN_BYTES = 1024 * 1024
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 FORGES = ("local", "gitlab", "github")
 MESSAGE_PLACEHOLDERS = ("repo", "campaign", "title")
+MR_TITLE_PLACEHOLDERS = ("repo", "campaign")  # what the pipeline fills in MR titles
 
 
 def _id_check(value: Any) -> str | None:
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):
         return f"{value!r} is not a valid id: use lowercase letters, digits and '-', starting with a letter or digit (at most 63)"
     return None
 
@@ -59,12 +64,18 @@ def _glob_check(value: Any) -> str | None:
 
 def _branch_check(value: Any) -> str | None:
     if (
-        not re.match(r"^[A-Za-z0-9._/-]+$", value)
+        not re.fullmatch(r"[A-Za-z0-9._/-]+", value)
         or ".." in value
         or value.endswith((".lock", "/"))
         or value.startswith(("/", "-"))
     ):
         return f"{value!r} is not a valid branch name"
+    return None
+
+
+def _url_check(value: Any) -> str | None:
+    if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
+        return f"expected an http:// or https:// URL, got {value!r}"
     return None
 
 
@@ -77,7 +88,7 @@ CAMPAIGN_KEYS: Mapping[str, Key] = {
 TARGET_KEYS: Mapping[str, Key] = {
     "forge": Key("str", required=True, check=one_of(*FORGES), doc="local, gitlab or github"),
     "root": Key("str", check=non_empty, doc="local forge folder (relative to this file)"),
-    "url": Key("str", check=non_empty, doc="GitLab/GitHub base URL"),
+    "url": Key("str", check=_url_check, doc="GitLab/GitHub base URL"),
     "token_env": Key("str", doc="environment variable holding the token"),
     "groups": Key("list[str]", default=[], check=_glob_check, doc="GitLab groups / GitHub orgs"),
     "repos": Key("list[str]", default=["**"], check=_glob_check, doc="globs over group/name"),
@@ -85,7 +96,7 @@ TARGET_KEYS: Mapping[str, Key] = {
     "topics": Key("list[str]", default=[], doc="only repos with one of these topics"),
     "contains": Key(
         "str",
-        check=all_of(non_empty, regex_check),
+        check=all_of(non_empty, ere_check),
         doc="only repos whose default branch matches (git grep -E)",
     ),
     "include_archived": Key("bool", default=False),
@@ -95,7 +106,11 @@ CHANGE_COMMON_KEYS: Mapping[str, Key] = {
     "kind": Key("str", required=True, check=one_of(*KINDS), doc="libcst, command, toml or file"),
     "name": Key("str", doc="label for this step in the MR body"),
     "paths": Key("list[str]", check=_glob_check, doc="which files the step may touch"),
-    "grep": Key("str", check=all_of(non_empty, regex_check), doc="only files matching this regex"),
+    "grep": Key(
+        "str",
+        check=all_of(non_empty, ere_check),
+        doc="only files matching this regex (git grep -E)",
+    ),
 }
 TEST_KEYS: Mapping[str, Key] = {
     "command": Key("str", check=non_empty, doc="run after the change; non-zero fails the repo"),
@@ -190,20 +205,25 @@ def _unwrap(value: Any) -> Any:
     return value.unwrap() if hasattr(value, "unwrap") else value
 
 
-def _read(path: Path) -> str:
-    label = str(path)
-    if not path.exists():
-        raise CampaignError(label, "file not found")
-    if path.is_dir():
-        raise CampaignError(label, "is a directory, expected a campaign TOML file")
-    if path.stat().st_size > MAX_CAMPAIGN_BYTES:
-        raise CampaignError(label, "file is larger than 1 MiB; is this really a campaign?")
+def _read(path: Path, label: str) -> str:
+    too_big = "file is larger than 1 MiB; is this really a campaign?"
     try:
-        text = path.read_bytes().decode("utf-8")
+        if not path.exists():
+            raise CampaignError(label, "file not found")
+        if path.is_dir():
+            raise CampaignError(label, "is a directory, expected a campaign TOML file")
+        if path.stat().st_size > MAX_CAMPAIGN_BYTES:
+            raise CampaignError(label, too_big)
+        with path.open("rb") as stream:  # bounded: /dev/zero or a pipe has no size to stat
+            data = stream.read(MAX_CAMPAIGN_BYTES + 1)
+    except OSError as exc:
+        raise CampaignError(label, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_CAMPAIGN_BYTES:
+        raise CampaignError(label, too_big)
+    try:
+        text = data.removeprefix(codecs.BOM_UTF8).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CampaignError(label, f"not UTF-8 (byte {exc.start})") from None
-    except OSError as exc:
-        raise CampaignError(label, f"cannot read: {exc.strerror}") from None
     if not text.strip():
         raise CampaignError(
             label, "file is empty; a campaign needs [campaign], [targets] and [[change]]"
@@ -211,20 +231,46 @@ def _read(path: Path) -> str:
     return text
 
 
+_DUPLICATE = re.compile(r'Key "(?P<key>.*)" already exists\.?$')
+
+
 def _parse(text: str, label: str) -> dict[str, Any]:
     try:
         return _unwrap(tomlkit.parse(text))  # type: ignore[no-any-return]
     except tomlkit.exceptions.ParseError as exc:
-        message = str(exc).split(" at line ")[0]
+        message = str(exc).rsplit(" at line ", 1)[0]
+        line, where = exc.line, f" (column {exc.col + 1})"
+        duplicate = _DUPLICATE.match(message)
+        if duplicate:
+            # tomlkit reports where it noticed (e.g. the end of the second [table]),
+            # not the second definition
+            key = duplicate["key"]
+            found = Locator(text).definitions(key, before=exc.line)
+            line = found[-1] if len(found) > 1 else line
+            message, where = f"{show_key(key)} is defined twice", ""
+        elif isinstance(exc, tomlkit.exceptions.UnexpectedEofError):
+            unclosed = Locator(text).unclosed
+            if unclosed is not None:
+                opened = unclosed.quote or "[ or {"
+                message, line, where = f"{opened} opened here is never closed", unclosed.since, ""
+        elif isinstance(exc, tomlkit.exceptions.InvalidControlChar) and "\\u000a" in message:
+            message = (
+                "unterminated string (close the quote on the same line, "
+                'or use """ for multi-line strings)'
+            )
+        message = message.replace("Unexpected character: '\\n'", "unexpected end of line")
         raise CampaignError(
-            label, f"TOML syntax error: {message} (column {exc.col})", line=exc.line
+            label, f"TOML syntax error: {one_line(message)}{where}", line=line
         ) from None
     except (tomlkit.exceptions.TOMLKitError, ValueError, RecursionError) as exc:
-        raise CampaignError(label, f"TOML syntax error: {exc}") from None
+        raise CampaignError(label, f"TOML syntax error: {one_line(str(exc))}") from None
 
 
 def _expand_path(raw: str, base_dir: Path) -> Path:
-    """``~``, ``$VARS`` and ``${FLEETCHANGE_HOME}`` (its default when unset), then relative."""
+    """``~``, ``$VARS`` and ``${FLEETCHANGE_HOME}`` (its default when unset), then relative.
+
+    Raises ``OSError`` (e.g. name too long) or ``ValueError`` (a NUL from a variable).
+    """
     raw = raw.replace("${FLEETCHANGE_HOME}", str(paths.home())).replace(
         "$FLEETCHANGE_HOME", str(paths.home())
     )
@@ -239,26 +285,28 @@ def load(path: Path | str, *, overrides: Mapping[str, Any] | None = None) -> Cam
     demo points its packaged campaign at the demo fleet this way).
     """
     path = Path(path)
-    label = str(path)
-    text = _read(path)
+    label = one_line(str(path))
+    text = _read(path, label)
     raw = _parse(text, label)
     locator = Locator(text)
     base_dir = path.resolve().parent
 
+    known = ", ".join(
+        ["[campaign]", "[targets]", "[[change]]", "[test]", "[merge_request]", "[commit]"]
+    )
     for name, value in raw.items():
         if name == "change":
             continue
         if name not in TOP_LEVEL:
-            known = ", ".join(
-                ["[campaign]", "[targets]", "[[change]]", "[test]", "[merge_request]", "[commit]"]
-            )
-            raise CampaignError(
-                label, f"unknown table (known: {known})", line=locator.line(name), key=f"[{name}]"
-            )
+            if isinstance(value, dict):
+                what, where = f"unknown table (known: {known})", f"[{show_key(name)}]"
+            else:
+                what, where = f"unknown top-level key (known tables: {known})", show_key(name)
+            raise CampaignError(label, what, line=locator.line("", name), key=where)
         if not isinstance(value, dict):
             raise CampaignError(
                 label,
-                f"expected a table, got {type(value).__name__}",
+                f"expected a [{name}] table, got {type_word(value)}",
                 line=locator.line("", name),
                 key=name,
             )
@@ -283,10 +331,15 @@ def load(path: Path | str, *, overrides: Mapping[str, Any] | None = None) -> Cam
     if tgt["forge"] == "local":
         if not tgt["root"]:
             raise targets_ctx.error('is required for forge = "local"', "root")
-        root = _expand_path(tgt["root"], base_dir)
-        if not root.is_dir():
+        try:
+            root = _expand_path(tgt["root"], base_dir)
+            is_dir = root.is_dir()
+        except (OSError, ValueError) as exc:
+            problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise targets_ctx.error(f"unusable forge root: {problem}", "root") from None
+        if not is_dir:
             raise targets_ctx.error(
-                f"forge root {tgt['root']} does not exist (looked at {root})", "root"
+                f"forge root {tgt['root']!r} does not exist (looked at {root})", "root"
             )
     elif not tgt["url"]:
         tgt["url"] = {"gitlab": "https://gitlab.com", "github": "https://api.github.com"}[
@@ -312,21 +365,43 @@ def load(path: Path | str, *, overrides: Mapping[str, Any] | None = None) -> Cam
     if not isinstance(changes, list) or not all(isinstance(c, dict) for c in changes):
         raise CampaignError(
             label,
-            "change must be an array of tables: write [[change]]",
+            f"expected an array of tables (write [[change]] for each step), got {type_word(changes)}",
             line=locator.line("", "change"),
             key="change",
         )
     if not changes:
-        raise CampaignError(label, "no [[change]] steps: a campaign needs at least one")
+        raise CampaignError(
+            label,
+            "no [[change]] steps: a campaign needs at least one",
+            line=locator.line("", "change"),
+            key="change",
+        )
     steps = tuple(
         _load_step(index, change, label, locator, base_dir) for index, change in enumerate(changes)
     )
 
+    # the commit message is a template; without one the campaign title is used as one
     commit_message = commit["message"] or meta["title"]
+    message_ctx, message_key = (
+        (TableContext(label, locator, "commit"), "message")
+        if commit["message"]
+        else (TableContext(label, locator, "campaign"), "title")
+    )
     unknown = unknown_placeholders(commit_message, MESSAGE_PLACEHOLDERS)
     if unknown:
-        raise TableContext(label, locator, "commit").error(
-            f"unknown placeholder {{{unknown[0]}}}", "message"
+        raise message_ctx.error(
+            f"unknown placeholder {{{unknown[0]}}} in the commit message (known: "
+            + ", ".join("{" + p + "}" for p in MESSAGE_PLACEHOLDERS)
+            + "; write {{ and }} for literal braces)",
+            message_key,
+        )
+    unknown = unknown_placeholders(mr["title"] or "", MR_TITLE_PLACEHOLDERS)
+    if unknown:
+        raise TableContext(label, locator, "merge_request").error(
+            f"unknown placeholder {{{unknown[0]}}} (known: "
+            + ", ".join("{" + p + "}" for p in MR_TITLE_PLACEHOLDERS)
+            + "; write {{ and }} for literal braces)",
+            "title",
         )
 
     campaign = Campaign(
@@ -361,6 +436,8 @@ def _load_step(
     kind_name = raw.get("kind")
     if kind_name is None:
         raise ctx.error("is required (one of " + ", ".join(KINDS) + ")", "kind")
+    if not isinstance(kind_name, str):
+        raise ctx.error(f"expected a string, got {type_word(kind_name)}", "kind")
     if kind_name not in KINDS:
         raise ctx.error(f"unknown kind {kind_name!r} (known: {', '.join(KINDS)})", "kind")
     kind = KINDS[kind_name]
@@ -376,7 +453,13 @@ def _load_step(
         allow=frozenset(CHANGE_COMMON_KEYS),
     )
     options["grep"] = common["grep"]
-    options = kind.prepare(options, LoadContext(table=ctx, base_dir=base_dir))
+    try:
+        options = kind.prepare(options, LoadContext(table=ctx, base_dir=base_dir))
+    except CampaignError:
+        raise
+    except Exception as exc:  # e.g. a codemod constructor rejecting its args with ValueError
+        detail = str(exc) if len(str(exc)) <= 300 else str(exc)[:297] + "..."
+        raise ctx.error(f"invalid {kind_name} step: {type(exc).__name__}: {detail}") from None
     return Step(
         kind=kind_name,
         index=index,

@@ -104,3 +104,30 @@ def ls_remote(
         sha, _, name = line.partition("\t")
         result[name] = sha
     return result
+
+
+def read_ref(gitdir: Path, ref: str) -> str | None:
+    """The sha ``ref`` points at in a local repository, read from its files (no subprocess).
+
+    Used on the hot path right after a clone; anything unusual (a symbolic ref)
+    falls back to ``git rev-parse``.
+    """
+    try:
+        loose = (gitdir / ref).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        loose = ""
+    if loose and not loose.startswith("ref:"):
+        return loose
+    if not loose:
+        try:
+            for line in (gitdir / "packed-refs").read_text().splitlines():
+                sha, _, name = line.partition(" ")
+                if name == ref and not line.startswith(("#", "^")):
+                    return sha
+        except FileNotFoundError:
+            pass
+        return None
+    try:
+        return git("rev-parse", "--verify", "-q", ref, cwd=gitdir)
+    except GitError:
+        return None

@@ -22,7 +22,7 @@ from .changes import KINDS
 from .changes.base import StepContext
 from .forges import make_forge
 from .forges.base import Forge, ForgeAuthError, ForgeError, MergeRequest, MRSpec, RepoRef
-from .gitops import GitError, git, ls_remote, redact
+from .gitops import GitError, git, ls_remote, read_ref, redact
 from .pathglob import matches
 from .process import run_with_timeout
 from .template import fill
@@ -115,35 +115,44 @@ def _run(job: RepoJob, forge: Forge, out: Outcome) -> None:
         return
     env = forge.git_env()
     mirrors = job.folder("mirrors") / forge.key
-    mirrors.mkdir(parents=True, exist_ok=True)
-    default_ref = f"refs/heads/{repo.default_branch}"
-    branch_ref = f"refs/heads/{campaign.branch}"
-    refs = ls_remote(repo.clone_url, default_ref, branch_ref, cwd=mirrors, env=env)
-    base = refs.get(default_ref)
-    remote_branch = refs.get(branch_ref)
-    if base is None:
-        out.state, out.reason = "skipped", f"empty repository (no commit on {repo.default_branch})"
-        out.step(out.state, out.reason)
-        return
+    mirror = mirrors / f"{repo.name}.git"
+    branch = BranchTip(repo.clone_url, campaign.branch, mirrors, env)
+    if job.prior is None and not (mirror / "HEAD").exists():
+        # first sight of this repo: one clone tells us the base; no ls-remote round trip
+        found = _clone_mirror(repo, mirrors, mirror, env)
+        if found is None:
+            return _skip_empty(job, out)
+        base = found
+    else:
+        mirrors.mkdir(parents=True, exist_ok=True)
+        default_ref = f"refs/heads/{repo.default_branch}"
+        refs = ls_remote(
+            repo.clone_url, default_ref, f"refs/heads/{campaign.branch}", cwd=mirrors, env=env
+        )
+        if default_ref not in refs:
+            return _skip_empty(job, out)
+        base = refs[default_ref]
+        branch.known(refs.get(f"refs/heads/{campaign.branch}"))
+        out.base_sha = base
+        if _unchanged_since(job.prior, job, base, branch.sha):
+            assert job.prior is not None
+            out.state, out.unchanged, out.head_sha = job.prior.state, True, job.prior.head_sha
+            return
+        _fetch_mirror(job, mirrors, mirror, base, branch.sha, env)
     out.base_sha = base
-    if _unchanged_since(job.prior, job, base, remote_branch):
-        assert job.prior is not None
-        out.state, out.unchanged, out.head_sha = job.prior.state, True, job.prior.head_sha
-        return
-
-    mirror = _mirror(job, mirrors, base, remote_branch, env)
     out.step("resolved", f"base {base[:12]}")
 
-    if campaign.targets.contains and not _grep_any(mirror, base, campaign.targets.contains, ()):
+    files = BaseFiles(mirror, base)
+    if campaign.targets.contains and not files.grep(campaign.targets.contains):
         return _settle(
             job,
             forge,
             out,
-            remote_branch,
+            branch,
             "no-match",
             "default branch does not contain the pattern",
         )
-    candidates = [_candidates(mirror, base, step) for step in campaign.steps]
+    candidates = [files.candidates(step) for step in campaign.steps]
     if all(
         KINDS[s.kind].USES_CANDIDATES and not c
         for s, c in zip(campaign.steps, candidates, strict=True)
@@ -152,7 +161,7 @@ def _run(job: RepoJob, forge: Forge, out: Outcome) -> None:
             job,
             forge,
             out,
-            remote_branch,
+            branch,
             "no-match",
             "no file matches the changes' paths and grep",
         )
@@ -160,7 +169,7 @@ def _run(job: RepoJob, forge: Forge, out: Outcome) -> None:
     workdir = job.folder("work") / campaign.id / slug(repo.name)
     _fresh_worktree(mirror, workdir, base)
     try:
-        _change_test_push(job, forge, out, mirror, workdir, base, remote_branch, candidates, env)
+        _change_test_push(job, forge, out, mirrors, mirror, workdir, base, branch, candidates, env)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         git("worktree", "prune", cwd=mirror, check=False)
@@ -181,20 +190,93 @@ def _unchanged_since(
     )
 
 
-def _mirror(
-    job: RepoJob, mirrors: Path, base: str, remote_branch: str | None, env: dict[str, str]
-) -> Path:
-    """The bare mirror of the repo holding ``base`` (and the campaign branch, if any)."""
+class BranchTip:
+    """The campaign branch's sha on the forge, asked for only when someone needs it."""
+
+    _UNKNOWN = "?"
+
+    def __init__(self, url: str, branch: str, cwd: Path, env: dict[str, str]) -> None:
+        self.url, self.branch, self.cwd, self.env = url, branch, cwd, env
+        self._sha: str | None = self._UNKNOWN
+
+    def known(self, sha: str | None) -> None:
+        self._sha = sha
+
+    def peek_unknown(self) -> bool:
+        return self._sha == self._UNKNOWN
+
+    def peek(self) -> str | None:
+        """The sha if already known, without asking the forge."""
+        return None if self._sha == self._UNKNOWN else self._sha
+
+    @property
+    def sha(self) -> str | None:
+        if self._sha == self._UNKNOWN:
+            ref = f"refs/heads/{self.branch}"
+            self._sha = ls_remote(self.url, ref, cwd=self.cwd, env=self.env).get(ref)
+        return self._sha
+
+
+def _empty_template(mirrors: Path) -> str:
+    """An empty template folder: git init/clone then copy no sample hooks (and are faster)."""
+    folder = mirrors / ".no-template"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"--template={folder}"
+
+
+def _clone_mirror(repo: RepoRef, mirrors: Path, mirror: Path, env: dict[str, str]) -> str | None:
+    """Clone the default branch into a new bare mirror; its tip, or None for an empty repo."""
+    mirror.parent.mkdir(parents=True, exist_ok=True)
+    tmp = mirror.with_name(mirror.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        git(
+            "clone",
+            "-q",
+            "--bare",
+            "--no-tags",
+            "--single-branch",
+            _empty_template(mirrors),
+            "-b",
+            repo.default_branch or "",
+            repo.clone_url,
+            str(tmp),
+            cwd=mirror.parent,
+            env=env,
+        )
+    except GitError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if "not found in upstream" in exc.stderr or "empty repository" in exc.stderr:
+            return None
+        raise
+    tmp.rename(mirror)
+    return read_ref(mirror, f"refs/heads/{repo.default_branch}")
+
+
+def _skip_empty(job: RepoJob, out: Outcome) -> None:
+    out.state = "skipped"
+    out.reason = f"empty repository (no commit on {job.repo.default_branch})"
+    out.step(out.state, out.reason)
+
+
+def _fetch_mirror(
+    job: RepoJob,
+    mirrors: Path,
+    mirror: Path,
+    base: str | None,
+    remote_branch: str | None,
+    env: dict[str, str],
+) -> None:
+    """Bring ``base`` (and the campaign branch, if any) into the mirror, creating it if needed."""
     repo = job.repo
-    mirror = mirrors / f"{repo.name}.git"
     if not (mirror / "HEAD").exists():
         mirror.parent.mkdir(parents=True, exist_ok=True)
         tmp = mirror.with_name(mirror.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        git("init", "--bare", "-q", str(tmp), cwd=mirror.parent)
+        git("init", "--bare", "-q", _empty_template(mirrors), str(tmp), cwd=mirror.parent)
         tmp.rename(mirror)
     refspecs = []
-    if not _has(mirror, base):
+    if base is not None and not _has(mirror, base):
         refspecs.append(f"+refs/heads/{repo.default_branch}:refs/heads/{repo.default_branch}")
     if remote_branch and not _has(mirror, remote_branch):
         refspecs.append(f"+refs/heads/{job.campaign.branch}:refs/fleetchange/{job.campaign.branch}")
@@ -209,7 +291,6 @@ def _mirror(
             cwd=mirror,
             env=env,
         )
-    return mirror
 
 
 def _has(mirror: Path, sha: str) -> bool:
@@ -220,45 +301,41 @@ def _has(mirror: Path, sha: str) -> bool:
         return False
 
 
-def _pathspecs(step: Step) -> list[str]:
-    return [f":(glob){p}" for p in step.paths]
+class BaseFiles:
+    """What the base commit holds, asked of git at most once per question (no checkout)."""
 
+    def __init__(self, mirror: Path, base: str) -> None:
+        self.mirror, self.base = mirror, base
+        self._grepped: dict[str, list[str]] = {}
+        self._listing: list[str] | None = None
 
-def _grep_any(
-    mirror: Path, base: str, pattern: str, pathspecs: list[str] | tuple[str, ...]
-) -> bool:
-    try:
-        git("grep", "-q", "-I", "-E", "-e", pattern, base, "--", *pathspecs, cwd=mirror)
-        return True
-    except GitError as exc:
-        if exc.returncode == 1:
-            return False
-        raise
+    def grep(self, pattern: str) -> list[str]:
+        """Text files whose content matches ``pattern`` (POSIX extended regex)."""
+        if pattern not in self._grepped:
+            try:
+                out = git("grep", "-l", "-z", "-I", "-E", "-e", pattern, self.base, cwd=self.mirror)
+            except GitError as exc:
+                if exc.returncode != 1:
+                    raise
+                out = ""
+            prefix = f"{self.base}:"
+            self._grepped[pattern] = [p.removeprefix(prefix) for p in out.split("\0") if p]
+        return self._grepped[pattern]
 
+    def listing(self) -> list[str]:
+        """Every regular file (symlinks are never edited through; submodules are not ours)."""
+        if self._listing is None:
+            out = git("ls-tree", "-r", "-z", self.base, cwd=self.mirror)
+            self._listing = []
+            for entry in out.split("\0"):
+                meta, _, path = entry.partition("\t")
+                if meta.startswith(("100644 blob", "100755 blob")):
+                    self._listing.append(path)
+        return self._listing
 
-def _candidates(mirror: Path, base: str, step: Step) -> list[str]:
-    """Files the step may touch, read off the base commit without a checkout."""
-    if step.grep:
-        try:
-            out = git(
-                "grep", "-l", "-I", "-E", "-e", step.grep, base, "--", *_pathspecs(step), cwd=mirror
-            )
-        except GitError as exc:
-            if exc.returncode == 1:
-                return []
-            raise
-        return [line.split(":", 1)[1] for line in out.splitlines() if line]
-    out = git("ls-tree", "-r", "-z", base, cwd=mirror)
-    files = []
-    for entry in out.split("\0"):
-        if not entry:
-            continue
-        meta, _, path = entry.partition("\t")
-        mode, kind, _ = meta.split(" ", 2)
-        # symlinks are never edited through; submodules are not ours to change
-        if kind == "blob" and mode != "120000" and matches(path, step.paths):
-            files.append(path)
-    return files
+    def candidates(self, step: Step) -> list[str]:
+        files = self.grep(step.grep) if step.grep else self.listing()
+        return [path for path in files if matches(path, step.paths)]
 
 
 def _fresh_worktree(mirror: Path, workdir: Path, base: str) -> None:
@@ -274,10 +351,11 @@ def _change_test_push(
     job: RepoJob,
     forge: Forge,
     out: Outcome,
+    mirrors: Path,
     mirror: Path,
     workdir: Path,
     base: str,
-    remote_branch: str | None,
+    branch: BranchTip,
     candidates: list[list[str]],
     env: dict[str, str],
 ) -> None:
@@ -320,7 +398,7 @@ def _change_test_push(
     changed = git("diff", "--cached", "--name-only", "-z", base, cwd=workdir).split("\0")
     out.files = [f for f in changed if f]
     if tree == git("rev-parse", f"{base}^{{tree}}", cwd=workdir):
-        _settle(job, forge, out, remote_branch, "no-change", "; ".join(problems[:3]))
+        _settle(job, forge, out, branch, "no-change", "; ".join(problems[:3]))
         return
     out.step("transformed", f"{len(out.files)} files")
     if job.dry_run:
@@ -352,6 +430,13 @@ def _change_test_push(
         out.step("tested", f"{done.seconds:.1f}s")
 
     head = _commit(job, workdir, tree, base, reports)
+    if branch.peek_unknown() and _push(job, workdir, head, expect=None, env=env):
+        # first sight and the branch did not exist: one push instead of ls-remote + push
+        branch.known(head)
+        out.step("pushed", head[:12])
+    remote_branch = branch.sha
+    if remote_branch and not _has(mirror, remote_branch):
+        _fetch_mirror(job, mirrors, mirror, None, remote_branch, env)
     if remote_branch and remote_branch != head:
         if _same_change(mirror, remote_branch, tree, base):
             head = remote_branch  # the branch already holds exactly this change
@@ -364,17 +449,10 @@ def _change_test_push(
             out.step(out.state, out.reason)
             return
     if head != remote_branch:
-        git(
-            "push",
-            "-q",
-            "--no-verify",
-            repo.clone_url,
-            f"{head}:refs/heads/{campaign.branch}",
-            f"--force-with-lease=refs/heads/{campaign.branch}:{remote_branch or ''}",
-            cwd=workdir,
-            env=env,
-            timeout=300,
-        )
+        if not _push(job, workdir, head, expect=remote_branch, env=env):
+            raise GitError(
+                ("push",), 1, f"{campaign.branch} moved on the forge while we worked; run again"
+            )
         out.step("pushed", head[:12])
     out.head_sha = head
 
@@ -401,12 +479,12 @@ def _change_test_push(
 
 
 def _settle(
-    job: RepoJob, forge: Forge, out: Outcome, remote_branch: str | None, state: str, reason: str
+    job: RepoJob, forge: Forge, out: Outcome, branch: BranchTip, state: str, reason: str
 ) -> None:
     """The change makes no diff on this base.  If an MR was opened earlier, say what became of it:
     merged (that is why), or still open though no longer needed (close it, with a comment)."""
     out.state, out.reason = state, reason
-    had_mr = remote_branch is not None or (
+    had_mr = branch.peek() is not None or (
         job.prior is not None and job.prior.state in ("mr-open", "merged", "closed")
     )
     mr = forge.find_mr(job.repo, job.campaign.branch) if had_mr and not job.dry_run else None
@@ -421,6 +499,30 @@ def _settle(
         )
         out.state, out.reason = "closed", "change no longer needed on the default branch"
     out.step(out.state, out.reason)
+
+
+def _push(
+    job: RepoJob, workdir: Path, head: str, *, expect: str | None, env: dict[str, str]
+) -> bool:
+    """Compare-and-swap the campaign branch to ``head``; False if it was not at ``expect``."""
+    branch = job.campaign.branch
+    try:
+        git(
+            "push",
+            "-q",
+            "--no-verify",
+            job.repo.clone_url,
+            f"{head}:refs/heads/{branch}",
+            f"--force-with-lease=refs/heads/{branch}:{expect or ''}",
+            cwd=workdir,
+            env=env,
+            timeout=300,
+        )
+        return True
+    except GitError as exc:
+        if "stale info" in exc.stderr or "already exists" in exc.stderr:
+            return False
+        raise
 
 
 def _commit(

@@ -7,7 +7,9 @@ file, the line, the key and what is wrong.
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -83,34 +85,185 @@ def expected_words(kind: str) -> str:
 class Locator:
     """Finds the line of a key in the campaign text, for error messages.
 
-    TOML parsers keep no positions for values, so we scan the text: good enough
-    for hand-written campaign files, and falls back to the table's header.
+    TOML parsers keep no positions for values, so we scan the text line by line,
+    following headers (``[t]``, ``[[t]]``, quoted and dotted names), dotted keys
+    (``targets.forge = ...`` at the top level) and skipping the insides of
+    multi-line strings and arrays.  A key written inside an inline table is found
+    at the line of its table; anything not found falls back to the table's header.
     """
 
-    _HEADER = re.compile(r"^\s*\[(\[)?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-
     def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
+        # TOML lines end at "\n" only (``str.splitlines`` would also split at U+2028...)
+        self.lines = text.split("\n")
+        self.entries, self.unclosed = _scan(self.lines)
 
     def line(self, table: str, key: str | None = None, index: int | None = None) -> int | None:
-        current, seen, header_line = "", -1, None
-        for number, raw in enumerate(self.lines, start=1):
-            header = self._HEADER.match(raw)
-            if header:
-                current = header.group(2).replace('"', "")
-                if current == table:
-                    seen += 1
-                in_table = current == table and (index is None or seen == index)
-                if in_table and header_line is None:
-                    header_line = number
-                continue
-            if current != table or (index is not None and seen != index):
-                continue
-            if key is not None and re.match(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*[=.]", raw):
-                return number
-        if key is not None and table == "" and header_line is None:
+        """Line of ``key`` in ``table`` ("" for the top level); ``index`` picks one ``[[table]]``."""
+        target = tuple(part for part in (table, key) if part)
+        if not target:
             return None
-        return header_line
+        found = self._find(target, table, index)
+        if found is None and index is not None:  # ``change = [{...}, ...]``: no headers to count
+            found = self._find(target, table, None)
+        return found
+
+    def _find(self, target: tuple[str, ...], table: str, index: int | None) -> int | None:
+        seen, in_scope, fallback, depth = -1, index is None, None, 0
+        for entry in self.entries:
+            if entry.header:
+                if entry.array and entry.path == (table,):
+                    seen += 1
+                if index is not None:
+                    in_scope = entry.path[:1] == (table,) and seen == index
+            elif index is not None and not in_scope:
+                continue
+            if not in_scope:
+                continue
+            path = entry.path
+            if path[: len(target)] == target:
+                return entry.number
+            if target[: len(path)] == path and len(path) > depth:
+                fallback, depth = entry.number, len(path)  # an enclosing table or inline table
+        return fallback
+
+    def definitions(self, name: str, before: int) -> list[int]:
+        """Lines up to ``before`` that define a key or table whose last name part is ``name``."""
+        return [e.number for e in self.entries if e.number <= before and e.path[-1:] == (name,)]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    number: int  # 1-based line
+    path: tuple[str, ...]  # full dotted path this line defines
+    header: bool = False
+    array: bool = False  # [[header]]
+
+
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _key_path(text: str, pos: int) -> tuple[tuple[str, ...], int] | None:
+    """Parse a dotted key at ``text[pos:]``: its parts and the position after it."""
+    parts: list[str] = []
+    while True:
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        if pos >= len(text):
+            return None
+        char = text[pos]
+        if char in "\"'":
+            close = pos + 1
+            while close < len(text) and text[close] != char:
+                close += 2 if char == '"' and text[close] == "\\" else 1
+            if close >= len(text):
+                return None
+            raw = text[pos + 1 : close]
+            parts.append(_unescape(raw) if char == '"' else raw)
+            pos = close + 1
+        else:
+            bare = _BARE.match(text, pos)
+            if not bare:
+                return None
+            parts.append(bare.group(0))
+            pos = bare.end()
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        if pos < len(text) and text[pos] == ".":
+            pos += 1
+            continue
+        return tuple(parts), pos
+
+
+def _unescape(raw: str) -> str:
+    try:
+        value = json.loads(f'"{raw}"')
+    except ValueError:
+        return raw
+    return value if isinstance(value, str) else raw
+
+
+@dataclass
+class _Open:
+    """What is still open at the end of a line: a multi-line string, brackets."""
+
+    quote: str | None = None  # """ or '''
+    depth: int = 0  # [ and { of a multi-line array or inline table
+    since: int = 0  # the line where what is open was opened
+
+    def __bool__(self) -> bool:
+        return bool(self.quote or self.depth)
+
+
+def _scan_value(text: str, pos: int, state: _Open) -> None:
+    """Follow strings and brackets in ``text[pos:]``."""
+    while pos < len(text):
+        if state.quote:
+            close = text.find(state.quote, pos)
+            while close > 0 and state.quote == '"""' and _escaped(text, close):
+                close = text.find(state.quote, close + 1)
+            if close < 0:
+                return
+            pos, state.quote = close + 3, None
+            while pos < len(text) and text[pos] == text[pos - 1]:  # """" ends with quotes
+                pos += 1
+            continue
+        char = text[pos]
+        if char == "#":
+            return
+        if text.startswith(('"""', "'''"), pos):
+            state.quote, pos = text[pos : pos + 3], pos + 3
+            continue
+        if char in "\"'":
+            close = pos + 1
+            while close < len(text) and text[close] != char:
+                close += 2 if char == '"' and text[close] == "\\" else 1
+            pos = close + 1
+            continue
+        if char in "[{":
+            state.depth += 1
+        elif char in "]}":
+            state.depth = max(0, state.depth - 1)
+        pos += 1
+
+
+def _escaped(text: str, pos: int) -> bool:
+    backslashes = 0
+    while pos - backslashes - 1 >= 0 and text[pos - backslashes - 1] == "\\":
+        backslashes += 1
+    return backslashes % 2 == 1
+
+
+def _scan(lines: list[str]) -> tuple[list[_Entry], _Open | None]:
+    """What each line defines, and what is left open at the end of the text."""
+    entries: list[_Entry] = []
+    current: tuple[str, ...] = ()
+    state = _Open()
+    for number, text in enumerate(lines, start=1):
+        if state:
+            _scan_value(text, 0, state)
+            continue
+        state.since = number
+        stripped = text.lstrip(" \t")
+        offset = len(text) - len(stripped)
+        if stripped.startswith("["):
+            array = stripped.startswith("[[")
+            parsed = _key_path(text, offset + (2 if array else 1))
+            if parsed:
+                path, end = parsed
+                rest = text[end:].lstrip(" \t")
+                closing = "]]" if array else "]"
+                after = rest[len(closing) :].strip(" \t\r")
+                if rest.startswith(closing) and (not after or after.startswith("#")):
+                    current = path
+                    entries.append(_Entry(number, path, header=True, array=array))
+                    continue
+        parsed = _key_path(text, offset)
+        if parsed and parsed[1] < len(text) and text[parsed[1]] == "=":
+            entries.append(_Entry(number, current + parsed[0]))
+            _scan_value(text, parsed[1] + 1, state)
+        else:
+            _scan_value(text, offset, state)
+    return entries, state if state else None
 
 
 @dataclass
@@ -128,8 +281,32 @@ class TableContext:
 
     def error(self, what: str, key: str | None = None) -> CampaignError:
         line = self.locator.line(self.table, key, self.index)
-        where = f"{self.label} {key}" if key else self.label
-        return CampaignError(self.file, what, line=line, key=where)
+        where = f"{self.label} {show_key(key)}" if key else self.label
+        return CampaignError(self.file, one_line(what), line=line, key=where)
+
+
+def show_key(name: str) -> str:
+    """A key as it would be written in TOML: bare when it can be, else quoted."""
+    return name if _BARE.fullmatch(name) else json.dumps(name, ensure_ascii=False)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped, so an error stays on one line."""
+    return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
+
+
+def _show_value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    return isinstance(value, list) and any(isinstance(v, str) and "\0" in v for v in value)
 
 
 def check_table(
@@ -153,7 +330,13 @@ def check_table(
             continue
         value = raw[name]
         if not _matches(key.type, value):
-            raise ctx.error(f"expected {expected_words(key.type)}, got {type_word(value)}", name)
+            got = type_word(value)
+            if key.type == "list[str]" and isinstance(value, list):
+                item = next(v for v in value if not isinstance(v, str))
+                got = f"an array with a non-string item {_show_value(item)}"
+            raise ctx.error(f"expected {expected_words(key.type)}, got {got}", name)
+        if _has_nul(value):
+            raise ctx.error("must not contain a NUL character (\\u0000)", name)
         if key.check is not None:
             problem = key.check(value)
             if problem:
@@ -169,15 +352,81 @@ def compile_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+MAX_REGEX_CHARS = 2000
+
+
+def _show_pattern(pattern: str) -> str:
+    return repr(pattern) if len(pattern) <= 80 else repr(pattern[:77]) + "..."
+
+
 def regex_check(value: Any) -> str | None:
+    """A Python regular expression (``re``) that compiles."""
     patterns = value if isinstance(value, list) else [value]
     for pattern in patterns:
-        if len(pattern) > 2000:
-            return "regular expression is too long (over 2000 characters)"
+        if len(pattern) > MAX_REGEX_CHARS:
+            return f"regular expression is too long (over {MAX_REGEX_CHARS} characters)"
         try:
-            re.compile(pattern)
-        except re.error as exc:
-            return f"invalid regular expression {pattern!r}: {exc}"
+            with warnings.catch_warnings():  # FutureWarning "possible nested set" on stderr
+                warnings.simplefilter("ignore")
+                re.compile(pattern)
+        except (re.error, OverflowError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            return f"invalid regular expression {_show_pattern(pattern)}: {reason}"
+    return None
+
+
+MAX_REPEAT = 1000
+# backslash escapes that git grep -E (POSIX extended, GNU flavour) knows: \w \s \b \< \1 ...
+_ERE_ESCAPES = frozenset("wWsSbB<>`'123456789")
+_ERE_BRACE = re.compile(r"\{(\d*)(,(\d*))?\}")
+
+
+def ere_check(value: Any) -> str | None:
+    """A pattern for ``git grep -E``: compiles, and uses no syntax that POSIX extended
+    regular expressions lack (there ``(?i)`` is an error and ``\\d`` silently means ``d``)."""
+    problem = regex_check(value)
+    if problem or not isinstance(value, str):
+        return problem
+    pattern, pos = value, 0
+    while pos < len(pattern):
+        char = pattern[pos]
+        if char == "\\":
+            escaped = pattern[pos + 1 : pos + 2]
+            if escaped.isascii() and escaped.isalnum() and escaped not in _ERE_ESCAPES:
+                hint = {"d": " (use [0-9])", "D": " (use [^0-9])"}.get(escaped, "")
+                return (
+                    f"\\{escaped} is not supported by git grep -E (POSIX extended regular "
+                    f"expressions){hint}"
+                )
+            pos += 2
+        elif char == "[":  # a bracket expression: "]" first is literal, [:alpha:] inside
+            pos += 1
+            if pattern[pos : pos + 1] == "^":
+                pos += 1
+            if pattern[pos : pos + 1] == "]":
+                pos += 1
+            while pos < len(pattern) and pattern[pos] != "]":
+                if pattern[pos] == "[" and pattern[pos + 1 : pos + 2] in (":", ".", "="):
+                    end = pattern.find(pattern[pos + 1] + "]", pos + 2)
+                    pos = end + 2 if end > 0 else pos + 1
+                else:
+                    pos += 1
+            pos += 1
+        elif pattern.startswith("(?", pos):
+            return (
+                "(?...) groups and flags are not supported by git grep -E "
+                "(POSIX extended regular expressions)"
+            )
+        elif char == "{":
+            brace = _ERE_BRACE.match(pattern, pos)
+            if not brace or not (brace.group(1) or brace.group(3)):
+                return "a literal { must be written \\{ in git grep -E patterns"
+            counts = [int(n) for n in (brace.group(1), brace.group(3)) if n]
+            if max(counts) > MAX_REPEAT:
+                return f"repetition count {max(counts)} is too large (at most {MAX_REPEAT})"
+            pos = brace.end()
+        else:
+            pos += 1
     return None
 
 

@@ -26,15 +26,16 @@ class DaskExecutor:
                 "--executor dask needs the dask extra: pip install 'fleetchange[dask]'"
             ) from None
         try:
-            self.client: Any = Client(scheduler, set_as_default=False, timeout="20s")
+            self.client: Any = Client(scheduler, set_as_default=False, timeout="20s")  # type: ignore[no-untyped-call]
         except OSError as exc:
             raise UsageError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-        threads = sum(self.client.nthreads().values()) or 1
+        threads = sum(self.client.nthreads().values()) or 1  # type: ignore[no-untyped-call]
         self.window = max(4 * jobs, 2 * threads)
 
     def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        from distributed import as_completed
+        from distributed import as_completed as untyped_as_completed
 
+        as_completed: Any = untyped_as_completed
         source = iter(items)
         first = [
             self.client.submit(fn, item, pure=False)

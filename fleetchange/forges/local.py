@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..gitops import GitError, git
+from ..gitops import GitError, git, read_ref
 from .base import ForgeError, MergeRequest, MRSpec, RepoRef
 
 SCHEMA = """
@@ -139,10 +139,7 @@ class LocalForge:
         )
 
     def _branch_sha(self, repo: RepoRef, branch: str) -> str | None:
-        try:
-            return git("rev-parse", "--verify", "-q", f"refs/heads/{branch}", cwd=self._bare(repo))
-        except GitError:
-            return None
+        return read_ref(self._bare(repo), f"refs/heads/{branch}")
 
     def _fetch_row(self, repo: RepoRef, number: int) -> sqlite3.Row:
         with self._db() as db:
