@@ -351,9 +351,12 @@ class GitHubServer(ForgeServer):
         start_point: str | None = None,
     ) -> str:
         """Commit on ``branch`` (created from ``start_point``, default the default
-        branch, when missing), as if someone pushed; returns the new SHA."""
+        branch, when missing; a root commit in an empty repository), as if someone
+        pushed; returns the new SHA."""
         r = self.repo(repo)
-        return r.repo.commit(branch, files, message, start_point=start_point or r.default_branch)
+        if start_point is None and r.repo.branch_sha(r.default_branch):
+            start_point = r.default_branch
+        return r.repo.commit(branch, files, message, start_point=start_point)
 
     def branch_sha(self, repo: RepoRef, branch: str) -> str | None:
         return self.repo(repo).repo.branch_sha(branch)
@@ -596,13 +599,11 @@ class GitHubServer(ForgeServer):
         ):
             enabled_by = self.accounts[pr.auto_merge["enabled_by"]["login"].lower()]
             method: MergeMethod = pr.auto_merge["merge_method"]
-            self._perform_merge(
-                pr,
-                method,
-                enabled_by,
-                pr.auto_merge.get("commit_title"),
-                pr.auto_merge.get("commit_message"),
-            )
+            title, message = pr.auto_merge.get("commit_title"), pr.auto_merge.get("commit_message")
+            try:
+                self._perform_merge(pr, method, enabled_by, title, message)
+            except ApiError:  # the base moved under us: GitHub disables auto-merge
+                pr.auto_merge = None
 
     def _auto_merge_all(self, r: Repo) -> None:
         for pr in self.pulls:
@@ -1412,8 +1413,11 @@ class GitHubServer(ForgeServer):
         r = self._repo(m)
         sha = self._resolve(r, m["ref"])
         runs = sorted((c for c in r.check_runs if c.head_sha == sha), key=lambda c: -c.id)
-        if req.arg("filter", "latest") == "latest":  # newest run per name
-            runs = list({c.name: c for c in reversed(runs)}.values())[::-1]
+        if req.arg("filter", "latest") == "latest":  # the newest run of each name
+            latest: dict[str, CheckRun] = {}
+            for run in runs:
+                latest.setdefault(run.name, run)
+            runs = list(latest.values())
         if req.arg("check_name"):
             runs = [c for c in runs if c.name == req.arg("check_name")]
         if req.arg("status"):

@@ -382,9 +382,12 @@ class GitLabServer(ForgeServer):
         start_point: str | None = None,
     ) -> str:
         """Commit on ``branch`` (created from ``start_point``, default the default
-        branch, when missing), as if someone pushed; returns the new SHA."""
+        branch, when missing; a root commit in an empty repository), as if someone
+        pushed; returns the new SHA."""
         p = self.project(project)
-        sha = p.repo.commit(branch, files, message, start_point=start_point or p.default_branch)
+        if start_point is None and p.repo.branch_sha(p.default_branch):
+            start_point = p.default_branch
+        sha = p.repo.commit(branch, files, message, start_point=start_point)
         with self.lock:
             p.last_activity_at = _now()
         return sha
@@ -1016,8 +1019,11 @@ class GitLabServer(ForgeServer):
             return
         state = self._merge_state(mr, branches, consume=False)[0]
         if state == "mergeable":
-            self._perform_merge(mr, mr.merge_user or self.user)
-        elif state in ("conflict", "broken_status", "draft_status"):
+            try:
+                self._perform_merge(mr, mr.merge_user or self.user)
+            except ApiError:  # the target moved under us: GitLab drops the auto-merge
+                state = "conflict"
+        if state in ("conflict", "broken_status", "draft_status"):
             mr.merge_when_pipeline_succeeds = False
             mr.merge_error = "Merge request is not mergeable"
             self._system_note(mr, "aborted the automatic merge because it cannot be merged")

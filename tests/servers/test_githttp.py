@@ -150,3 +150,24 @@ def test_clone_with_many_wants_sends_gzip(
         if e.header("content-encoding") == "gzip"
     ]
     assert gzipped and all(e.status == 200 for e in gzipped)
+
+
+def test_first_push_into_empty_github_repo(
+    github_server: GitHubServer, git_client: GitClient, tmp_path: Path
+) -> None:
+    github_server.add_repo("acme/empty", files={})
+    url = f"{github_server.url}/acme/empty.git"
+    creds = ("x-access-token", github_server.token)
+    work = tmp_path / "work"
+    git_client("clone", url, str(work), auth=creds)  # "cloned an empty repository"
+    (work / "README.md").write_text("hi\n")
+    git_client("add", "README.md", cwd=work)
+    git_client("commit", "-m", "first", cwd=work)
+    git_client("push", "origin", "HEAD:refs/heads/main", cwd=work, auth=creds)
+
+    assert github_server.branch_sha("acme/empty", "main") == (
+        git_client("rev-parse", "HEAD", cwd=work).stdout.strip()
+    )
+    headers = {"Authorization": f"token {github_server.token}"}
+    repo = httpx.get(f"{github_server.url}/repos/acme/empty", headers=headers).json()
+    assert repo["size"] > 0

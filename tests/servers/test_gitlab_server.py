@@ -358,3 +358,12 @@ def test_concurrent_clients(gitlab_server: GitLabServer) -> None:
         assert list(pool.map(open_and_merge, range(8))) == ["merged"] * 8
     ids = [mr.id for mr in gitlab_server.merge_requests]
     assert len(set(ids)) == 8
+
+
+def test_empty_project_then_first_commit(gitlab_server: GitLabServer, gl: gitlab.Gitlab) -> None:
+    gitlab_server.add_project("platform/empty", files={})
+    before = gl.projects.get("platform/empty")
+    assert (before.empty_repo, before.default_branch) == (True, None)
+    gitlab_server.commit("platform/empty", "main", {"README.md": "hi\n"})
+    after = gl.projects.get("platform/empty")
+    assert (after.empty_repo, after.default_branch) == (False, "main")
