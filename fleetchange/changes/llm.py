@@ -563,8 +563,11 @@ class _Run:
 
     # the model ---------------------------------------------------------------------------
 
-    def ask(self, messages: list[Message], unit: _Unit, keyed: list[Message]) -> Completion:
-        """The answer to ``messages``, from the cache when ``keyed`` was asked before.
+    def ask(
+        self, messages: list[Message], unit: _Unit, keyed: list[Message]
+    ) -> tuple[Completion, str | None]:
+        """The answer to ``messages``, from the cache when ``keyed`` was asked before, and
+        the cache key to keep a fresh answer under (None: it came from the cache).
 
         ``keyed`` is ``messages`` with validation output cut to its first line (the
         command and its exit status): test runners print timings, so the full output
@@ -581,7 +584,7 @@ class _Run:
             hit = self.cache.get(key)
             if hit is not None:
                 self.usage.cached += 1
-                return hit
+                return hit, None
         budget = self.ctx.token_budget
         if budget is not None:
             answer = _estimate_tokens(unit.code) if unit.code else CREATE_ANSWER_TOKENS
@@ -603,14 +606,15 @@ class _Run:
         self.usage.calls += 1
         self.usage.prompt_tokens += completion.prompt_tokens
         self.usage.completion_tokens += completion.completion_tokens
-        if (
-            self.cache is not None
-            and completion.finish_reason == "stop"
-            and completion.content.strip()
-            and completion.refusal is None
-        ):
-            self.cache.put(key, completion)
-        return completion
+        return completion, key
+
+    def keep(self, key: str | None, completion: Completion, problem: str | None) -> None:
+        """Cache a fresh answer, unless it was cut off, empty or refused (worth asking again)."""
+        if key is None or self.cache is None or completion.finish_reason != "stop":
+            return
+        if problem in ("refusal", "truncated", "empty"):
+            return
+        self.cache.put(key, completion)
 
     def system_message(self, unit: _Unit) -> str:
         if self.options.get("create"):
@@ -670,12 +674,13 @@ class _Run:
         truncated = 0
         last = ""
         for _attempt in range(attempts):
-            completion = self.ask(messages, unit, keyed)
+            completion, key = self.ask(messages, unit, keyed)
             try:
                 code = check_answer(
                     completion, document=document, max_bytes=self.options["max_answer_bytes"]
                 )
             except AnswerProblem as problem:
+                self.keep(key, completion, problem.kind)
                 if problem.kind == "refusal":
                     raise _Stop("llm-failed", f"{unit.label}: {problem.message}") from None
                 if problem.kind == "truncated":
@@ -687,6 +692,7 @@ class _Run:
                 last = problem.message
                 feedback = stable = f"Your answer cannot be used: {problem.message}."
             else:
+                self.keep(key, completion, None)
                 error = accept(code)
                 if error is None:
                     return code

@@ -205,3 +205,32 @@ def test_a_repo_whose_edit_never_validates_is_not_pushed(
         store.close()
     assert record is not None and record.state == "llm-failed"
     assert "no acceptable answer in 2 attempts" in record.reason
+
+
+def test_budget_exhausted_then_continued_with_a_larger_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEETCHANGE_HOME", str(tmp_path / "home"))
+    root = tmp_path / "fleet"
+    root.mkdir()
+    build_forge(root, tmp_path / "scratch", {"team/alpha": {"cli.py": CLI}})
+    change = 'target = { node = "function", calls = "optparse" }\nmax_tokens = 5\n'
+    with OpenAIServer(responder=lambda request: Reply(fenced(PARSE_ARGPARSE))) as server:
+        folder = tmp_path / "campaign"
+        folder.mkdir()
+        campaign_file = write_campaign(folder, server.url, change, root=root)
+        run_apply(campaign_file)
+        assert server.calls == 0
+        assert show(root, "team/alpha", "fleetchange/llm-test") is None
+        store = Store(paths.state_db())
+        try:
+            record = store.repo("llm-test", "team/alpha")
+            assert record is not None and record.state == "budget-exhausted"
+        finally:
+            store.close()
+        campaign_file.write_text(campaign_file.read_text().replace("max_tokens = 5", ""))
+        assert run_apply(campaign_file) == 0
+        assert server.calls == 1
+    assert CLI[: CLI.index("def parse")] + PARSE_ARGPARSE == show(
+        root, "team/alpha", "fleetchange/llm-test:cli.py"
+    )

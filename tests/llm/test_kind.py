@@ -149,10 +149,15 @@ def test_refusal_is_recorded_without_retrying(
     tmp_path: Path, server: OpenAIServer, tree: Path
 ) -> None:
     server.script("I'm sorry, but I can't help with rewriting this code.")
-    result = run(options(tmp_path, server), tree, ["pkg/cli.py"], home=tmp_path / "home")
+    opts = options(tmp_path, server)
+    result = run(opts, tree, ["pkg/cli.py"], home=tmp_path / "home")
     assert result.failed_state == "llm-failed"
     assert result.failed is not None and "declined: I'm sorry" in result.failed
     assert server.calls == 1 and result.usage["calls"] == 1
+    # a refusal is not cached: the next run asks again
+    server.script(fenced(PARSE_ARGPARSE))
+    assert run(opts, tree, ["pkg/cli.py"], home=tmp_path / "home").failed is None
+    assert server.calls == 2
 
 
 def test_answer_over_the_size_cap_is_rejected(
@@ -402,3 +407,13 @@ def test_retries_after_failed_validation_are_cached_too(
     assert second.failed is None and server.calls == 2
     assert second.usage["cached"] == 2
     assert PARSE_ARGPARSE in (tree / "pkg" / "cli.py").read_text()
+
+
+def test_model_calls_share_one_semaphore_per_endpoint_and_model() -> None:
+    one = llm.semaphore_for("http://h/v1", "m", 2)
+    assert llm.semaphore_for("http://h/v1", "m", 2) is one
+    assert llm.semaphore_for("http://h/v1", "other", 2) is not one
+    assert one.acquire(blocking=False) and one.acquire(blocking=False)
+    assert not one.acquire(blocking=False)  # a third call waits
+    one.release()
+    one.release()
