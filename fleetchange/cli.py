@@ -65,7 +65,7 @@ JobsOption = Annotated[
         "-j",
         min=1,
         max=256,
-        help="Repos processed at once (default: 4 per core, at most 16).",
+        help="Repos processed at once (default: 8 per core, at most 32).",
     ),
 ]
 
@@ -159,6 +159,85 @@ def campaigns(
     from .commands.status import campaigns as run
 
     raise typer.Exit(run(_open_store(), as_json=as_json, out=_out()))
+
+
+@app.command()
+def sync(
+    campaign_id: Annotated[
+        str | None, typer.Argument(help="Campaign id (default: every campaign).")
+    ] = None,
+    jobs: JobsOption = None,
+) -> None:
+    """Refresh every MR's state, pipeline and approvals from the forge."""
+    from .commands.apply import default_jobs
+    from .commands.review import sync as run
+
+    raise typer.Exit(
+        run(_open_store(), campaign_id=campaign_id, jobs=jobs or default_jobs(), console=_console())
+    )
+
+
+@app.command()
+def merge(
+    campaign_id: Annotated[str, typer.Argument(help="Campaign id.", show_default=False)],
+    auto: Annotated[
+        bool,
+        typer.Option("--auto", help="Set merge-when-pipeline-succeeds instead of merging now."),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be merged; change nothing.")
+    ] = False,
+    allow_no_pipeline: Annotated[
+        bool,
+        typer.Option(
+            "--allow-no-pipeline", help="Also merge approved MRs of repos that have no CI at all."
+        ),
+    ] = False,
+    jobs: JobsOption = None,
+) -> None:
+    """Merge the MRs that are approved, green and mergeable; never bypasses a failing pipeline."""
+    from .commands.apply import default_jobs
+    from .commands.review import merge as run
+
+    raise typer.Exit(
+        run(
+            _open_store(),
+            campaign_id=campaign_id,
+            auto=auto,
+            dry_run=dry_run,
+            allow_no_pipeline=allow_no_pipeline,
+            jobs=jobs or default_jobs(),
+            out=_out(),
+        )
+    )
+
+
+@app.command()
+def close(
+    campaign_id: Annotated[str, typer.Argument(help="Campaign id.", show_default=False)],
+    reason: Annotated[
+        str,
+        typer.Option("--reason", help="Why: posted as a comment on each MR.", show_default=False),
+    ],
+    repo: Annotated[
+        str | None, typer.Option("--repo", help="Only repos matching this glob.")
+    ] = None,
+    jobs: JobsOption = None,
+) -> None:
+    """Close the campaign's open MRs with a comment and delete their branches."""
+    from .commands.apply import default_jobs
+    from .commands.review import close as run
+
+    raise typer.Exit(
+        run(
+            _open_store(),
+            campaign_id=campaign_id,
+            pattern=repo,
+            reason=reason,
+            jobs=jobs or default_jobs(),
+            out=_out(),
+        )
+    )
 
 
 @app.command()

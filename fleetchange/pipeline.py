@@ -181,7 +181,11 @@ def _unchanged_since(
     """Same campaign version on the same base, and the branch as we left it: nothing to redo."""
     if prior is None or job.force or job.dry_run:
         return False
-    if prior.version != job.campaign.version or prior.base_sha != base:
+    if prior.version != job.campaign.version:
+        return False
+    if prior.state in ("merged", "closed"):
+        return True  # decided by people (or `fleetchange close`): a moved base changes nothing
+    if prior.base_sha != base:
         return False
     if prior.state in ("no-match", "no-change", "test-failed", "llm-failed", "skipped"):
         return True

@@ -38,8 +38,8 @@ class ApplyOptions:
 
 
 def default_jobs() -> int:
-    """Git and the forge dominate, so more workers than cores pays off, within reason."""
-    return min(16, 4 * (os.cpu_count() or 1))
+    """Repos wait on git transports and the forge far more than on CPU: 8 per core, at most 32."""
+    return min(32, 8 * (os.cpu_count() or 1))
 
 
 def check_home_writable(home: Path) -> None:

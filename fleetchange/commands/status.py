@@ -121,6 +121,7 @@ def _print_campaign(
     records = sorted(store.repos(campaign_id), key=lambda r: (_order(r.state), r.repo))
     shown = records if show_all else records[:limit]
     with_pipeline = any(r.pipeline for r in shown)
+    with_approval = any(r.approved is not None for r in shown)
     table = Table(show_edge=False, header_style="bold")
     width = max((len(r.repo) for r in shown), default=4)
     table.add_column("repo", no_wrap=True, min_width=min(width, 40))
@@ -129,11 +130,15 @@ def _print_campaign(
     table.add_column("MR", no_wrap=True, min_width=min(mr_width, 45))
     if with_pipeline:
         table.add_column("pipeline", no_wrap=True)
+    if with_approval:
+        table.add_column("approved", no_wrap=True)
     table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=70)
     for r in shown:
         row = [r.repo, f"[{STATE_STYLE.get(r.state, '')}]{r.state}[/]", r.mr_url]
         if with_pipeline:
             row.append(r.pipeline)
+        if with_approval:
+            row.append("" if r.approved is None else ("yes" if r.approved else "no"))
         row.append(r.reason.splitlines()[0] if r.reason else "")
         table.add_row(*row)
     out.print(table)
