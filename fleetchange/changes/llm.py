@@ -59,7 +59,11 @@ PROTOCOL_VERSION = "1"
 
 
 def _url_check(value: Any) -> str | None:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises on a port out of range or not a number
+    except ValueError as exc:
+        return f"{value!r} is not a valid URL: {exc}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{value!r} is not an http(s) URL such as http://127.0.0.1:11434/v1"
     if parts.username or parts.password:
@@ -269,8 +273,8 @@ def prepare(options: dict[str, Any], ctx: LoadContext) -> dict[str, Any]:
             safe_target(ctx.base_dir, options["create"])
         except UnsafePath:
             raise error("must be a relative path inside the repository", "create") from None
-        if "{" in options["create"]:
-            raise error("must be a plain path (no placeholders)", "create")
+        if "{" in options["create"] or options["create"].endswith(("/", "\\")):
+            raise error("must be a plain file path (no placeholders, not a folder)", "create")
     elif options["overwrite"]:
         raise error("only makes sense together with create", "overwrite")
     for command in options["validate"]:
@@ -429,6 +433,13 @@ def extract_code(text: str, *, document: bool = False) -> str:
     itself hold fenced examples — is the content, and only an answer fenced as a
     whole (or one block with a line of chat around it) is unwrapped.
     """
+    code = _extract(text, document=document)
+    if not code.strip():
+        raise AnswerProblem("empty", "the code block in the answer is empty")
+    return code
+
+
+def _extract(text: str, *, document: bool) -> str:
     stripped = text.strip()
     if not stripped:
         raise AnswerProblem("empty", "the answer is empty")
@@ -479,10 +490,7 @@ def check_answer(completion: Completion, *, document: bool, max_bytes: int) -> s
         raise AnswerProblem(
             "too-large", f"the answer is {size} bytes, over the limit of {max_bytes} bytes"
         )
-    code = extract_code(completion.content, document=document)
-    if not code.strip():
-        raise AnswerProblem("empty", "the code block in the answer is empty")
-    return code
+    return extract_code(completion.content, document=document)
 
 
 def fence(code: str, language: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleetchange.changes.llm import AnswerProblem, check_answer, extract_code, fence
 from fleetchange.llm.client import Completion
@@ -93,3 +95,22 @@ def test_check_answer_finish_reasons_and_limits() -> None:
 def test_fence_outgrows_backticks_in_the_code() -> None:
     assert fence("a\n", "python") == "```python\na\n```"
     assert fence("s = '```'", "python") == "````python\ns = '```'\n````"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["```", "```python", "````", "~~~", "x = 1", "", "Here is it:", "I can't"])
+        | st.text(max_size=20),
+        max_size=12,
+    ),
+    st.booleans(),
+)
+def test_any_answer_gives_code_or_a_named_problem(lines: list[str], document: bool) -> None:
+    text = "\n".join(lines)
+    try:
+        code = extract_code(text, document=document)
+    except AnswerProblem as problem:
+        assert problem.kind in {"empty", "several", "prose", "refusal"}
+    else:
+        assert code.strip()

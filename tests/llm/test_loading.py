@@ -77,6 +77,8 @@ def test_target_table_is_normalised(tmp_path: Path) -> None:
         ('create = "AGENTS.md"\ntarget = { node = "function" }\n', "cannot be combined"),
         ('create = "../AGENTS.md"\n', "create: must be a relative path inside the repository"),
         ('create = "/etc/motd"\n', "create: must be a relative path"),
+        ('create = ".git/config"\n', "create: must be a relative path"),
+        ('create = "docs/"\n', "create: must be a plain file path"),
         ("overwrite = true\n", "overwrite: only makes sense together with create"),
         ('validate = ["ruff check {path}"]\n', "validate: unknown placeholder {path}"),
         ('validate = [" "]\n', "validate: commands must not be empty"),
@@ -100,6 +102,8 @@ def test_bad_change_tables(tmp_path: Path, change: str, message: str) -> None:
         ("https://user:sk-secret@api.example/v1", "must not carry credentials"),
         ("https://api.example/v1/chat/completions", "without /chat/completions"),
         ("https://api.example/v1?key=1", "must not have a query"),
+        ("http://[::1/v1", "is not a valid URL"),
+        ("http://127.0.0.1:99999/v1", "is not a valid URL"),
     ],
 )
 def test_bad_endpoints(tmp_path: Path, endpoint: str, message: str) -> None:
