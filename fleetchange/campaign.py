@@ -248,11 +248,16 @@ def _parse(text: str, label: str) -> dict[str, Any]:
             found = Locator(text).definitions(key, before=exc.line)
             line = found[-1] if len(found) > 1 else line
             message, where = f"{show_key(key)} is defined twice", ""
-        elif isinstance(exc, tomlkit.exceptions.UnexpectedEofError):
+        elif isinstance(exc, tomlkit.exceptions.UnexpectedEofError) or (
+            "\0" not in text and ("'\\x00'" in message or "\\u0000" in message)
+        ):  # tomlkit reads a NUL past the end of the text
             unclosed = Locator(text).unclosed
+            message, where = "unexpected end of file", ""
             if unclosed is not None:
                 opened = unclosed.quote or "[ or {"
-                message, line, where = f"{opened} opened here is never closed", unclosed.since, ""
+                message, line = f"{opened} opened here is never closed", unclosed.since
+        elif isinstance(exc, tomlkit.exceptions.UnexpectedCharError) and _bare_value(text, exc):
+            message = 'a string value needs quotes: write key = "text"'
         elif isinstance(exc, tomlkit.exceptions.InvalidControlChar) and "\\u000a" in message:
             message = (
                 "unterminated string (close the quote on the same line, "
@@ -264,6 +269,15 @@ def _parse(text: str, label: str) -> dict[str, Any]:
         ) from None
     except (tomlkit.exceptions.TOMLKitError, ValueError, RecursionError) as exc:
         raise CampaignError(label, f"TOML syntax error: {one_line(str(exc))}") from None
+
+
+def _bare_value(text: str, exc: tomlkit.exceptions.ParseError) -> bool:
+    """The error is at an unquoted word after ``=`` (``kind = libcst``)."""
+    lines = text.split("\n")
+    if not 1 <= exc.line <= len(lines):
+        return False
+    line = lines[exc.line - 1]
+    return line[exc.col : exc.col + 1].isalpha() and line[: exc.col].rstrip().endswith("=")
 
 
 def _expand_path(raw: str, base_dir: Path) -> Path:

@@ -188,7 +188,13 @@ class _Open:
 
     quote: str | None = None  # """ or '''
     depth: int = 0  # [ and { of a multi-line array or inline table
-    since: int = 0  # the line where what is open was opened
+    line: int = 0  # the line being scanned
+    quote_line: int = 0  # where the open string or the outermost bracket was opened
+    depth_line: int = 0
+
+    @property
+    def since(self) -> int:
+        return self.quote_line if self.quote else self.depth_line
 
     def __bool__(self) -> bool:
         return bool(self.quote or self.depth)
@@ -211,7 +217,7 @@ def _scan_value(text: str, pos: int, state: _Open) -> None:
         if char == "#":
             return
         if text.startswith(('"""', "'''"), pos):
-            state.quote, pos = text[pos : pos + 3], pos + 3
+            state.quote, state.quote_line, pos = text[pos : pos + 3], state.line, pos + 3
             continue
         if char in "\"'":
             close = pos + 1
@@ -221,6 +227,7 @@ def _scan_value(text: str, pos: int, state: _Open) -> None:
             continue
         if char in "[{":
             state.depth += 1
+            state.depth_line = state.line if state.depth == 1 else state.depth_line
         elif char in "]}":
             state.depth = max(0, state.depth - 1)
         pos += 1
@@ -239,10 +246,10 @@ def _scan(lines: list[str]) -> tuple[list[_Entry], _Open | None]:
     current: tuple[str, ...] = ()
     state = _Open()
     for number, text in enumerate(lines, start=1):
+        state.line = number
         if state:
             _scan_value(text, 0, state)
             continue
-        state.since = number
         stripped = text.lstrip(" \t")
         offset = len(text) - len(stripped)
         if stripped.startswith("["):
