@@ -16,7 +16,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import mrbody, paths
+from . import killpoints, mrbody, paths
 from .campaign import Campaign, Step, Targets
 from .changes import KINDS
 from .changes.base import StepContext
@@ -102,8 +102,9 @@ def run_repo(job: RepoJob) -> Outcome:
         outcome.state = "error"
         outcome.reason = redact(f"internal error: {type(exc).__name__}: {exc}")
         outcome.test_log = redact(traceback.format_exc())
-    if outcome.state == "error" and not any(s == "error" for s, _ in outcome.events):
-        outcome.step("error", outcome.reason)
+    if not outcome.unchanged and (not outcome.events or outcome.events[-1][0] != outcome.state):
+        # the history always ends in the state recorded, whichever path got there
+        outcome.step(outcome.state, outcome.reason or (outcome.mr.url if outcome.mr else ""))
     return outcome
 
 
@@ -123,6 +124,7 @@ def _run(job: RepoJob, forge: Forge, out: Outcome) -> None:
         if found is None:
             return _skip_empty(job, out)
         base = found
+        killpoints.reached("cloned")
     else:
         mirrors.mkdir(parents=True, exist_ok=True)
         default_ref = f"refs/heads/{repo.default_branch}"
@@ -168,6 +170,7 @@ def _run(job: RepoJob, forge: Forge, out: Outcome) -> None:
 
     workdir = job.folder("work") / campaign.id / slug(repo.name)
     _fresh_worktree(mirror, workdir, base)
+    killpoints.reached("worktree")
     try:
         _change_test_push(job, forge, out, mirrors, mirror, workdir, base, branch, candidates, env)
     finally:
@@ -434,6 +437,7 @@ def _change_test_push(
         out.step("tested", f"{done.seconds:.1f}s")
 
     head = _commit(job, workdir, tree, base, reports)
+    killpoints.reached("committed")
     if branch.peek_unknown() and _push(job, workdir, head, expect=None, env=env):
         # first sight and the branch did not exist: one push instead of ls-remote + push
         branch.known(head)
@@ -459,6 +463,7 @@ def _change_test_push(
             )
         out.step("pushed", head[:12])
     out.head_sha = head
+    killpoints.reached("pushed")  # between the push and the MR: the classic duplicate-MR crash
 
     body = mrbody.render(
         campaign,
@@ -479,6 +484,7 @@ def _change_test_push(
         reviewers=campaign.merge_request.reviewers,
     )
     out.mr = _upsert_mr(forge, repo, spec, head, out)
+    killpoints.reached("mr")
     out.state = {"open": "mr-open", "merged": "merged", "closed": "closed"}[out.mr.state]
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import killpoints
 from .errors import UsageError
 
 MIGRATIONS: Sequence[str] = (
@@ -242,6 +243,7 @@ class Store:
                 "INSERT INTO events (campaign, repo, at, state, detail) VALUES (?, ?, ?, ?, ?)",
                 [(record.campaign, record.repo, record.updated_at, s, d) for s, d in events],
             )
+            killpoints.reached("state-write")  # inside the transaction: must roll back cleanly
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .. import killpoints
 from ..gitops import GitError, git, read_ref
 from .base import ForgeError, MergeRequest, MRSpec, RepoRef
 
@@ -196,6 +197,7 @@ class LocalForge:
                 ),
             )
             db.execute("COMMIT")
+        killpoints.reached("mr-created")  # the forge has it; fleetchange has not recorded it
         return self.get_mr(repo, number)
 
     def update_mr(self, repo: RepoRef, mr: MergeRequest, spec: MRSpec) -> MergeRequest:

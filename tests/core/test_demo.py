@@ -17,7 +17,9 @@ def test_packaged_demo_campaign_matches_campaigns_folder() -> None:
     assert (ROOT / "campaigns" / "demo.toml").read_text() == demo_campaign_text()
 
 
-def test_demo_opens_mrs_and_is_safe_to_rerun(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_opens_mrs_and_is_safe_to_rerun(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     first = run(capsys, "demo")
     assert first.code == 0, first.err
     assert "Built the demo fleet: 24 repositories" in first.err

@@ -32,7 +32,9 @@ def check(fleet: LocalFleet, capsys: pytest.CaptureFixture[str], *args: str) -> 
     assert {r["repo"]: r["state"] for r in status["repos"]} == expected(fleet)
     assert len(fleet.forge().all_mrs()) == 3
     for i in (0, 2, 4):
-        assert "logging.warning('x')" in fleet.show(f"group/repo{i}", "fleetchange/logging-warn", "m.py")
+        assert "logging.warning('x')" in fleet.show(
+            f"group/repo{i}", "fleetchange/logging-warn", "m.py"
+        )
     # and a second run, on the same executor, changes nothing
     again = run(capsys, "apply", str(campaign), *args)
     assert again.code == 0 and "6 repo(s) unchanged" in again.err
@@ -40,7 +42,9 @@ def check(fleet: LocalFleet, capsys: pytest.CaptureFixture[str], *args: str) -> 
 
 
 @pytest.mark.parametrize("executor", ["threads", "processes"])
-def test_local_executors(fleet: LocalFleet, capsys: pytest.CaptureFixture[str], executor: str) -> None:
+def test_local_executors(
+    fleet: LocalFleet, capsys: pytest.CaptureFixture[str], executor: str
+) -> None:
     build(fleet)
     check(fleet, capsys, "--executor", executor, "--jobs", "2")
 
@@ -54,7 +58,9 @@ def dask_scheduler() -> Iterator[str]:
         yield cluster.scheduler_address
 
 
-def test_dask_executor(fleet: LocalFleet, capsys: pytest.CaptureFixture[str], dask_scheduler: str, tmp_path: Path) -> None:
+def test_dask_executor(
+    fleet: LocalFleet, capsys: pytest.CaptureFixture[str], dask_scheduler: str, tmp_path: Path
+) -> None:
     build(fleet)
     check(fleet, capsys, "--executor", "dask", "--scheduler", dask_scheduler)
 
@@ -66,6 +72,8 @@ def test_dask_needs_a_scheduler(fleet: LocalFleet, capsys: pytest.CaptureFixture
     result = run(capsys, "apply", str(campaign), "--executor", "dask")
     assert result.code == 2
     assert result.err.strip() == "fleetchange: --executor dask needs --scheduler tcp://HOST:PORT"
-    unreachable = run(capsys, "apply", str(campaign), "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9")
+    unreachable = run(
+        capsys, "apply", str(campaign), "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"
+    )
     assert unreachable.code == 2
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in unreachable.err
