@@ -241,6 +241,79 @@ def close(
 
 
 @app.command()
+def verify(
+    campaign_id: Annotated[str, typer.Argument(help="Campaign id.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    jobs: JobsOption = None,
+) -> None:
+    """Re-scan every target's default branch for the campaign's patterns; exit 1 if any remain."""
+    from .commands.apply import default_jobs
+    from .commands.verify import verify as run
+
+    raise typer.Exit(
+        run(
+            _open_store(),
+            campaign_id=campaign_id,
+            jobs=jobs or default_jobs(),
+            as_json=as_json,
+            out=_out(),
+        )
+    )
+
+
+@app.command(name="import")
+def import_(
+    campaign: Annotated[
+        str, typer.Argument(help="Campaign id, or the campaign file.", show_default=False)
+    ],
+    branch: Annotated[
+        str, typer.Option("--branch", help="Source branch of the MRs to adopt.", show_default=False)
+    ],
+    jobs: JobsOption = None,
+) -> None:
+    """Start tracking MRs that another tool or person already opened for the change."""
+    from .commands.adopt import import_mrs
+    from .commands.apply import default_jobs
+
+    raise typer.Exit(
+        import_mrs(
+            _open_store(),
+            campaign_ref=campaign,
+            branch=branch,
+            jobs=jobs or default_jobs(),
+            out=_out(),
+        )
+    )
+
+
+@app.command()
+def nudge(
+    campaign_id: Annotated[str, typer.Argument(help="Campaign id.", show_default=False)],
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Age such as 7d, 36h or 2w.")
+    ] = "7d",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List who would be nudged; comment nowhere.")
+    ] = False,
+    jobs: JobsOption = None,
+) -> None:
+    """Comment on open MRs older than --older-than (at most once per that interval)."""
+    from .commands.adopt import nudge as run
+    from .commands.apply import default_jobs
+
+    raise typer.Exit(
+        run(
+            _open_store(),
+            campaign_id=campaign_id,
+            older_than=older_than,
+            jobs=jobs or default_jobs(),
+            dry_run=dry_run,
+            out=_out(),
+        )
+    )
+
+
+@app.command()
 def demo(
     jobs: JobsOption = None,
 ) -> None:

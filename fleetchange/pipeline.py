@@ -38,6 +38,7 @@ class Prior:
     version: str
     base_sha: str
     head_sha: str
+    branch: str = ""  # set for MRs adopted with `fleetchange import`
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def _run(job: RepoJob, forge: Forge, out: Outcome) -> None:
             assert job.prior is not None
             out.state, out.unchanged, out.head_sha = job.prior.state, True, job.prior.head_sha
             return
-        _fetch_mirror(job, mirrors, mirror, base, branch.sha, env)
+        fetch_mirror(repo, mirrors, base, branch=campaign.branch, branch_sha=branch.sha, env=env)
     out.base_sha = base
     out.step("resolved", f"base {base[:12]}")
 
@@ -184,6 +185,8 @@ def _unchanged_since(
     """Same campaign version on the same base, and the branch as we left it: nothing to redo."""
     if prior is None or job.force or job.dry_run:
         return False
+    if prior.branch and prior.branch != job.campaign.branch:
+        return True  # an adopted MR on someone else's branch: tracked by sync, never duplicated
     if prior.version != job.campaign.version:
         return False
     if prior.state in ("merged", "closed"):
@@ -266,16 +269,17 @@ def _skip_empty(job: RepoJob, out: Outcome) -> None:
     out.step(out.state, out.reason)
 
 
-def _fetch_mirror(
-    job: RepoJob,
+def fetch_mirror(
+    repo: RepoRef,
     mirrors: Path,
-    mirror: Path,
     base: str | None,
-    remote_branch: str | None,
+    *,
+    branch: str = "",
+    branch_sha: str | None = None,
     env: dict[str, str],
-) -> None:
-    """Bring ``base`` (and the campaign branch, if any) into the mirror, creating it if needed."""
-    repo = job.repo
+) -> Path:
+    """Bring ``base`` (and ``branch`` at ``branch_sha``) into the repo's mirror, creating it."""
+    mirror = mirrors / f"{repo.name}.git"
     if not (mirror / "HEAD").exists():
         mirror.parent.mkdir(parents=True, exist_ok=True)
         tmp = mirror.with_name(mirror.name + ".tmp")
@@ -285,8 +289,8 @@ def _fetch_mirror(
     refspecs = []
     if base is not None and not _has(mirror, base):
         refspecs.append(f"+refs/heads/{repo.default_branch}:refs/heads/{repo.default_branch}")
-    if remote_branch and not _has(mirror, remote_branch):
-        refspecs.append(f"+refs/heads/{job.campaign.branch}:refs/fleetchange/{job.campaign.branch}")
+    if branch_sha and not _has(mirror, branch_sha):
+        refspecs.append(f"+refs/heads/{branch}:refs/fleetchange/{branch}")
     if refspecs:
         git(
             "fetch",
@@ -298,6 +302,7 @@ def _fetch_mirror(
             cwd=mirror,
             env=env,
         )
+    return mirror
 
 
 def _has(mirror: Path, sha: str) -> bool:
@@ -444,7 +449,7 @@ def _change_test_push(
         out.step("pushed", head[:12])
     remote_branch = branch.sha
     if remote_branch and not _has(mirror, remote_branch):
-        _fetch_mirror(job, mirrors, mirror, None, remote_branch, env)
+        fetch_mirror(repo, mirrors, None, branch=campaign.branch, branch_sha=remote_branch, env=env)
     if remote_branch and remote_branch != head:
         if _same_change(mirror, remote_branch, tree, base):
             head = remote_branch  # the branch already holds exactly this change

@@ -65,6 +65,9 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE repos ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE repos ADD COLUMN model_calls INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    ALTER TABLE repos ADD COLUMN branch TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 # States a repo can end a run in; "finished" ones are not redone while base and version hold.
@@ -105,6 +108,7 @@ class RepoRecord:
     prompt_tokens: int = 0  # model tokens spent on this repo, all runs together
     completion_tokens: int = 0
     model_calls: int = 0
+    branch: str = ""  # the MR's source branch when it is not the campaign's (adopted MRs)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RepoRecord:

@@ -186,6 +186,7 @@ def _prior(store: Store, campaign: str, repo: str) -> Prior | None:
         version=record.version,
         base_sha=record.base_sha,
         head_sha=record.head_sha,
+        branch=record.branch,
     )
 
 
@@ -219,6 +220,7 @@ def _to_record(campaign: Campaign, outcome: Outcome, store: Store) -> RepoRecord
         completion_tokens=(previous.completion_tokens if previous else 0)
         + usage.get("completion_tokens", 0),
         model_calls=(previous.model_calls if previous else 0) + usage.get("calls", 0),
+        branch=previous.branch if previous else "",
     )
 
 

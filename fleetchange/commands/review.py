@@ -242,7 +242,7 @@ def close(
             mr = ctx.forge.get_mr(repo, record.mr_number)
             if mr.state == "open":
                 mr = ctx.forge.close_mr(repo, mr, comment)
-            ctx.forge.delete_branch(repo, ctx.campaign.branch)
+            ctx.forge.delete_branch(repo, record.branch or ctx.campaign.branch)
             return mr
 
         failures = closed = 0
@@ -255,7 +255,9 @@ def close(
             closed += 1
             events = _apply_mr(record, result)
             record.reason = f"closed: {reason}"
-            store.record(record, [*events, ("branch-deleted", ctx.campaign.branch)])
+            store.record(
+                record, [*events, ("branch-deleted", record.branch or ctx.campaign.branch)]
+            )
         out.print(
             f"{campaign_id}: closed {closed} merge request(s){f', {failures} failed' if failures else ''}"
         )
