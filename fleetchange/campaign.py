@@ -23,9 +23,11 @@ import tomlkit
 import tomlkit.exceptions
 
 from . import paths
+from . import rollout as rollout_keys
 from .changes import KINDS
 from .changes.base import LoadContext
 from .errors import CampaignError
+from .rollout import Rollout
 from .schema import (
     Key,
     Locator,
@@ -122,6 +124,9 @@ MR_KEYS: Mapping[str, Key] = {
     "draft": Key("bool", default=False),
     "assignees": Key("list[str]", default=[]),
     "reviewers": Key("list[str]", default=[]),
+    "reviewers_from_codeowners": Key(
+        "bool", default=False, doc="add the CODEOWNERS of the changed files as reviewers"
+    ),
 }
 COMMIT_KEYS: Mapping[str, Key] = {
     "message": Key(
@@ -136,6 +141,7 @@ TOP_LEVEL = {
     "test": TEST_KEYS,
     "merge_request": MR_KEYS,
     "commit": COMMIT_KEYS,
+    "rollout": rollout_keys.KEYS,
 }
 
 
@@ -177,6 +183,7 @@ class MRSettings:
     draft: bool
     assignees: tuple[str, ...]
     reviewers: tuple[str, ...]
+    reviewers_from_codeowners: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,7 @@ class Campaign:
     test: TestSpec
     merge_request: MRSettings
     commit: CommitSettings
+    rollout: Rollout = field(default_factory=Rollout)
     version: str = field(default="")  # hash of everything that shapes the result
 
 
@@ -337,6 +345,7 @@ def load(path: Path | str, *, overrides: Mapping[str, Any] | None = None) -> Cam
     test = table("test")
     mr = table("merge_request")
     commit = table("commit")
+    rollout = table("rollout")
 
     targets_ctx = TableContext(label, locator, "targets")
     if overrides:
@@ -433,12 +442,14 @@ def load(path: Path | str, *, overrides: Mapping[str, Any] | None = None) -> Cam
             draft=mr["draft"],
             assignees=tuple(mr["assignees"]),
             reviewers=tuple(mr["reviewers"]),
+            reviewers_from_codeowners=mr["reviewers_from_codeowners"],
         ),
         commit=CommitSettings(
             message=commit_message,
             author_name=commit["author_name"],
             author_email=commit["author_email"],
         ),
+        rollout=rollout_keys.from_table(rollout),
     )
     return _with_version(campaign)
 
@@ -484,6 +495,10 @@ def _load_step(
     )
 
 
+# options that pace or bound a step without changing what it produces: not part of the version
+PACING_OPTIONS = frozenset({"max_tokens", "concurrency", "request_timeout"})
+
+
 def _with_version(campaign: Campaign) -> Campaign:
     """Hash everything that shapes a repo's branch or MR, so any edit re-runs the fleet.
 
@@ -496,7 +511,12 @@ def _with_version(campaign: Campaign) -> Campaign:
         "description": campaign.description,
         "merge_request": campaign.merge_request.__dict__,
         "steps": [
-            {"kind": s.kind, "paths": s.paths, "grep": s.grep, "options": s.options}
+            {
+                "kind": s.kind,
+                "paths": s.paths,
+                "grep": s.grep,
+                "options": {k: v for k, v in s.options.items() if k not in PACING_OPTIONS},
+            }
             for s in campaign.steps
         ],
         "test": [campaign.test.command, campaign.test.timeout],

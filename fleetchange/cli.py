@@ -92,6 +92,10 @@ def apply(
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address, e.g. tcp://host:8786.")
     ] = None,
+    next_wave: Annotated[
+        bool,
+        typer.Option("--next-wave", help="Promote the rollout to its next wave without waiting."),
+    ] = False,
     no_llm_cache: Annotated[
         bool,
         typer.Option(
@@ -118,6 +122,7 @@ def apply(
         executor=executor,
         scheduler=scheduler,
         use_llm_cache=not no_llm_cache,
+        next_wave=next_wave,
     )
     raise typer.Exit(run(campaign, options=options, console=_console(), out=_out()))
 

@@ -16,7 +16,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import killpoints, mrbody, paths
+from . import codeowners, killpoints, mrbody, paths
 from .campaign import Campaign, Step, Targets
 from .changes import KINDS
 from .changes.base import StepContext
@@ -486,7 +486,7 @@ def _change_test_push(
         labels=campaign.merge_request.labels,
         draft=campaign.merge_request.draft,
         assignees=campaign.merge_request.assignees,
-        reviewers=campaign.merge_request.reviewers,
+        reviewers=_reviewers(job, mirror, base, out.files),
     )
     out.mr = _upsert_mr(forge, repo, spec, head, out)
     killpoints.reached("mr")
@@ -514,6 +514,18 @@ def _settle(
         )
         out.state, out.reason = "closed", "change no longer needed on the default branch"
     out.step(out.state, out.reason)
+
+
+def _reviewers(job: RepoJob, mirror: Path, base: str, files: list[str]) -> tuple[str, ...]:
+    """The campaign's reviewers, plus the CODEOWNERS of the changed files when asked."""
+    wanted = list(job.campaign.merge_request.reviewers)
+    if job.campaign.merge_request.reviewers_from_codeowners:
+        for location in codeowners.LOCATIONS:
+            text = git("show", f"{base}:{location}", cwd=mirror, check=False)
+            if text:
+                wanted += codeowners.reviewers(text, files)
+                break
+    return tuple(dict.fromkeys(wanted))
 
 
 def _push(

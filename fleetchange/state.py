@@ -68,6 +68,9 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE repos ADD COLUMN branch TEXT NOT NULL DEFAULT '';
     """,
+    """
+    ALTER TABLE campaigns ADD COLUMN wave INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 # States a repo can end a run in; "finished" ones are not redone while base and version hold.
@@ -136,6 +139,7 @@ class CampaignRecord:
     branch: str
     created_at: float
     updated_at: float
+    wave: int = 0
 
 
 _RECORD_FIELDS = [f.name for f in fields(RepoRecord)]
@@ -196,6 +200,13 @@ class Store:
     def campaign(self, id: str) -> CampaignRecord | None:
         row = self.db.execute("SELECT * FROM campaigns WHERE id = ?", (id,)).fetchone()
         return CampaignRecord(**dict(row)) if row else None
+
+    def campaign_wave(self, id: str) -> int:
+        row = self.db.execute("SELECT wave FROM campaigns WHERE id = ?", (id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_campaign_wave(self, id: str, wave: int) -> None:
+        self.db.execute("UPDATE campaigns SET wave = ? WHERE id = ?", (wave, id))
 
     def campaigns(self) -> list[CampaignRecord]:
         rows = self.db.execute("SELECT * FROM campaigns ORDER BY id").fetchall()

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from .. import paths
@@ -21,6 +28,7 @@ from ..executors.local import LocalExecutor
 from ..forges.base import ForgeAuthError, ForgeError, RepoRef
 from ..locking import campaign_lock
 from ..pipeline import Outcome, Prior, RepoJob, forge_for, run_repo
+from ..rollout import pace
 from ..selection import select, skip_reason
 from ..state import FAILED, RepoRecord, Store
 
@@ -35,6 +43,7 @@ class ApplyOptions:
     executor: str = "threads"
     scheduler: str | None = None
     use_llm_cache: bool = True
+    next_wave: bool = False
 
 
 def default_jobs() -> int:
@@ -116,61 +125,139 @@ def _apply_locked(
     if options.limit is not None:
         targets = targets[: options.limit]
 
-    budget = token_budget(campaign)
-    spent = sum(store.tokens(campaign.id)[k] for k in ("prompt", "completion"))
+    runner = Runner(campaign, store, options, console=console, out=out)
+    try:
+        with runner.progress:
+            runner.task = runner.progress.add_task(
+                f"apply {campaign.id}", total=len(targets), counts=""
+            )
+            if options.dry_run or not campaign.rollout.paced:
+                runner.run(targets)
+            else:
+                _paced(runner, targets, options)
+    finally:
+        runner.executor.close()
+    if runner.fatal:
+        raise UsageError(runner.fatal)
+    _summary(console, campaign, runner.tally, runner.unchanged, skipped, options.dry_run)
+    if runner.pace_note:
+        console.print(runner.pace_note)
+    return 1 if any(runner.tally[state] for state in FAILED) else 0
 
-    def make_jobs() -> Iterator[RepoJob]:
-        for repo in targets:  # built as workers free up, so the budget left is current
+
+class Runner:
+    """Streams jobs to the executor and records each outcome as it arrives."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        store: Store,
+        options: ApplyOptions,
+        *,
+        console: Console,
+        out: Console,
+    ) -> None:
+        self.campaign, self.store, self.options, self.out = campaign, store, options, out
+        self.executor = make_executor(options)
+        self.tally: Counter[str] = Counter()
+        self.unchanged = 0
+        self.fatal: str | None = None
+        self.pace_note = ""
+        self.budget = token_budget(campaign)
+        self.spent = sum(store.tokens(campaign.id)[k] for k in ("prompt", "completion"))
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[counts]}"),
+            console=console,
+            transient=False,
+        )
+        self.task: TaskID | None = None
+
+    def jobs(self, repos: list[RepoRef], *, probe: bool) -> Iterator[RepoJob]:
+        for repo in repos:  # built as workers free up, so the budget left is current
             yield RepoJob(
-                campaign=campaign,
+                campaign=self.campaign,
                 repo=repo,
-                prior=_prior(store, campaign.id, repo.name),
-                home=None if options.executor == "dask" else paths.home(),
-                force=options.force,
-                dry_run=options.dry_run,
-                use_llm_cache=options.use_llm_cache,
-                token_budget=None if budget is None else max(0, budget - spent),
+                prior=_prior(self.store, self.campaign.id, repo.name),
+                home=None if self.options.executor == "dask" else paths.home(),
+                force=self.options.force,
+                dry_run=self.options.dry_run or probe,
+                use_llm_cache=self.options.use_llm_cache,
+                token_budget=None if self.budget is None else max(0, self.budget - self.spent),
             )
 
-    tally: Counter[str] = Counter()
-    unchanged = 0
-    fatal: str | None = None
-    executor = make_executor(options)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[counts]}"),
-        console=console,
-        transient=False,
-    )
-    try:
-        with progress:
-            task = progress.add_task(f"apply {campaign.id}", total=len(targets), counts="")
-            for outcome in _results(executor, make_jobs()):
-                spent += outcome.usage.get("prompt_tokens", 0) + outcome.usage.get(
-                    "completion_tokens", 0
-                )
-                tally[outcome.state] += 1
-                if outcome.unchanged:
-                    unchanged += 1
-                elif options.dry_run:
-                    _print_dry_run(out, outcome)
-                else:
-                    store.record(_to_record(campaign, outcome, store), outcome.events)
-                if outcome.fatal:
-                    fatal = outcome.reason
-                    break
-                progress.update(
-                    task, advance=1, counts=" ".join(f"{k}:{v}" for k, v in sorted(tally.items()))
-                )
-    finally:
-        executor.close()
-    if fatal:
-        raise UsageError(fatal)
-    _summary(console, campaign, tally, unchanged, skipped, options.dry_run)
-    return 1 if any(tally[state] for state in FAILED) else 0
+    def run(self, repos: list[RepoRef], *, probe: bool = False) -> list[RepoRef]:
+        """Process ``repos``; with ``probe``, change nothing and return those that would change."""
+        would: list[RepoRef] = []
+        by_name = {r.name: r for r in repos}
+        if self.fatal or not repos:
+            return would
+        for outcome in _results(self.executor, self.jobs(repos, probe=probe)):
+            self.spent += outcome.usage.get("prompt_tokens", 0) + outcome.usage.get(
+                "completion_tokens", 0
+            )
+            if probe and outcome.state == "would-change":
+                would.append(by_name[outcome.repo])
+                continue
+            self.tally[outcome.state] += 1
+            if outcome.unchanged:
+                self.unchanged += 1
+            elif self.options.dry_run:
+                _print_dry_run(self.out, outcome)
+            else:
+                self.store.record(_to_record(self.campaign, outcome, self.store), outcome.events)
+            if outcome.fatal:
+                self.fatal = outcome.reason
+                break
+            self.advance()
+        return sorted(would, key=lambda r: r.name)
+
+    def advance(self) -> None:
+        assert self.task is not None
+        counts = " ".join(f"{k}:{v}" for k, v in sorted(self.tally.items()))
+        self.progress.update(self.task, advance=1, counts=counts)
+
+
+def _paced(runner: Runner, targets: list[RepoRef], options: ApplyOptions) -> None:
+    """Upkeep first, then new MRs only as far as the rollout allows; the rest wait as pending."""
+    campaign, store = runner.campaign, runner.store
+    records = {r.repo: r for r in store.repos(campaign.id)}
+    tracked = {"mr-open", "merged", "closed", "diverged"}
+    upkeep = [r for r in targets if r.name in records and records[r.name].state in tracked]
+    fresh = [r for r in targets if r not in upkeep]
+    runner.run(upkeep)
+    waiting = runner.run(fresh, probe=True)
+    next_wave = options.next_wave
+    while waiting and not runner.fatal:
+        now = pace(campaign.rollout, store, campaign.id, targets=len(targets), next_wave=next_wave)
+        next_wave = False
+        if now.allowed == 0:
+            runner.pace_note = (
+                f"{len(waiting)} repo(s) wait: {now.reason}. The next apply continues."
+            )
+            break
+        batch = waiting if now.allowed is None else waiting[: now.allowed]
+        waiting = waiting[len(batch) :]
+        runner.run(batch)
+    for repo in waiting:
+        reason = runner.pace_note.split(": ", 1)[1].removesuffix(" The next apply continues.")
+        previous = store.repo(campaign.id, repo.name)
+        if previous is None or previous.state != "pending" or previous.reason != reason:
+            store.record(
+                RepoRecord(
+                    campaign=campaign.id,
+                    repo=repo.name,
+                    state="pending",
+                    reason=reason,
+                    version=campaign.version,
+                ),
+                [("pending", reason)],
+            )
+        runner.tally["pending"] += 1
+        runner.advance()
 
 
 def _results(executor: Executor, jobs: Iterator[RepoJob]) -> Iterator[Outcome]:
