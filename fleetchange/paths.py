@@ -33,6 +33,8 @@ def demo_fleet() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with owner-only permissions on the leaf."""
+    """Create ``path`` (and parents) and make the leaf owner-only, whatever the umask."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
     return path

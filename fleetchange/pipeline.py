@@ -354,7 +354,8 @@ def _fresh_worktree(mirror: Path, workdir: Path, base: str) -> None:
     if workdir.exists():  # left by a crashed run
         shutil.rmtree(workdir)
     git("worktree", "prune", cwd=mirror, check=False)
-    workdir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for folder in (workdir.parent.parent, workdir.parent):  # work/ and work/<campaign>/
+        paths.ensure_private_dir(folder)
     git("worktree", "add", "-q", "--detach", "--force", str(workdir), base, cwd=mirror)
     workdir.chmod(0o700)
 
