@@ -328,6 +328,29 @@ def demo(
     raise typer.Exit(run(jobs=jobs, console=_console(), out=_out()))
 
 
+@app.command()
+def report(
+    campaign_id: Annotated[str, typer.Argument(help="Campaign id.", show_default=False)],
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Write a self-contained HTML page (burndown chart, counts, sortable repo table).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the burndown points as JSON for scripts.")
+    ] = False,
+) -> None:
+    """Report progress: open vs merged over time, counts per state, every repo's MR."""
+    from .commands.report import report as run
+
+    raise typer.Exit(
+        run(_open_store(), campaign_id=campaign_id, html_path=html, as_json=as_json, out=_out())
+    )
+
+
 def _open_store() -> Store:
     db = paths.state_db()
     if not db.exists():

@@ -146,6 +146,9 @@ def _print_campaign(
         out.print(
             f"… {len(records) - len(shown)} more repos (--all to list every one, --json for scripts)"
         )
+    from ..report import print_burndown
+
+    print_burndown(out, store, campaign_id)
 
 
 def _order(state: str) -> int:
