@@ -227,7 +227,11 @@ class GitHubForge:
             me = api.get("/user")
             if str(me.get("login", "")).lower() == owner.lower():
                 params = {"affiliation": "owner", "sort": "full_name"}
-                return list(api.paginate("/user/repos", params))
+                return [
+                    data
+                    for data in api.paginate("/user/repos", params)
+                    if str((data.get("owner") or {}).get("login", "")).lower() == owner.lower()
+                ]
             return list(
                 api.paginate(f"/users/{name}/repos", {"type": "owner", "sort": "full_name"})
             )

@@ -240,7 +240,7 @@ class ApiClient:
         """
         method = method.upper()
         policy = self.retry
-        failures = limited = 0
+        failures = limited = secondaries = 0
         waited = 0.0
         shown = self._show(url)
         while True:
@@ -262,9 +262,11 @@ class ApiClient:
                         f"{self.forge} rejected the token (401) for {self.base_url}: "
                         f"{error_message(response)}"
                     )
-                wait = self._rate_limit_wait(response, limited)
-                if wait is not None:
+                limit = self._rate_limit_wait(response, limited, secondaries)
+                if limit is not None:
+                    wait, secondary = limit
                     limited += 1
+                    secondaries += secondary
                     if limited > policy.rate_limit_attempts:
                         raise TransientError(
                             f"{self.forge}: still rate limited after {limited - 1} waits "
@@ -285,8 +287,7 @@ class ApiClient:
                     f"{self.forge}: {method} {shown} would have to wait {delay:.0f}s more "
                     f"(already waited {waited:.0f}s, at most {policy.max_total_wait:.0f}s)"
                 )
-            if delay > 0:
-                self.sleep(delay)
+            self.sleep(delay)  # even 0: the server asked us to come back, tests count it
             waited += delay
 
     def _gave_up(self, what: str, failures: int) -> str:
@@ -337,8 +338,10 @@ class ApiClient:
                 return max(0.0, stamp - self.now()) if stamp > 1e9 else max(0.0, stamp)
         return None
 
-    def _rate_limit_wait(self, response: httpx.Response, hits: int) -> float | None:
-        """How long to wait before retrying a rate-limited request; None if it was not one."""
+    def _rate_limit_wait(
+        self, response: httpx.Response, hits: int, secondary_hits: int
+    ) -> tuple[float, bool] | None:
+        """``(seconds to wait, secondary limit?)`` for a rate-limited answer, else None."""
         status = response.status_code
         if status not in (403, 429):
             return None
@@ -349,12 +352,12 @@ class ApiClient:
             return None  # a real permission problem
         if secondary:
             wait = self._header_wait(response, reset=exhausted)
-            if wait is not None:
-                return wait
-            policy = self.retry
-            return min(policy.max_total_wait, policy.secondary_min_wait * 2.0**hits)
+            if wait is None:  # at least a minute, growing while it lasts
+                policy = self.retry
+                wait = min(policy.max_total_wait, policy.secondary_min_wait * 2.0**secondary_hits)
+            return wait, True
         wait = self._header_wait(response, reset=True)
-        return wait if wait is not None else self._backoff(hits + 1)
+        return (wait if wait is not None else self._backoff(hits + 1)), False
 
     def attempts(self) -> Iterator[int]:
         """1, 2, ... up to ``retry.attempts``, backing off between them: for callers that
