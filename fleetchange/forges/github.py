@@ -329,11 +329,12 @@ class GitHubForge:
             "sort": "created",
             "direction": "desc",
         }
+        label = params["head"].lower()
         with self._errors(repo):
-            found = [
+            found = [  # the filter again: GitHub ignores a head it does not understand
                 pr
                 for pr in api.paginate(f"{self._repo(repo)}/pulls", params)
-                if (pr.get("head") or {}).get("ref") == source_branch
+                if str((pr.get("head") or {}).get("label", "")).lower() == label
             ]
         if not found:
             return None
@@ -343,7 +344,7 @@ class GitHubForge:
     def create_mr(self, repo: RepoRef, spec: MRSpec) -> MergeRequest:
         api = self._client()
         owner = repo.name.split("/")[0]
-        data = {
+        data: dict[str, Any] = {
             "title": spec.title,
             "head": f"{owner}:{spec.source_branch}",
             "base": spec.target_branch,
@@ -370,6 +371,9 @@ class GitHubForge:
                         found = self.find_mr(repo, spec.source_branch)
                         if found is not None and found.state == "open":
                             return self._align(repo, found, spec)
+                    if exc.status == 422 and data["draft"] and "draft" in exc.message.lower():
+                        data["draft"] = False  # "Draft pull requests are not supported ..."
+                        continue
                     raise
                 created = api.json(response)
                 break

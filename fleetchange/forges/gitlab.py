@@ -263,6 +263,7 @@ class GitLabForge:
                 mr
                 for mr in api.paginate(f"{self._project(repo)}/merge_requests", params)
                 if mr.get("source_branch") == source_branch
+                and mr.get("source_project_id") == mr.get("target_project_id")  # not from a fork
             ]
         if not found:
             return None

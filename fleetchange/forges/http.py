@@ -31,6 +31,7 @@ import random
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -55,6 +56,7 @@ _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 
 Params = Mapping[str, str | int | bool]
+SECONDARY_LIMIT = re.compile(r"secondary rate limit|abuse detection", re.I)
 Transient = Literal["retry", "raise"]
 
 
@@ -176,6 +178,7 @@ class ApiClient:
         origin = httpx.URL(self.base_url)
         self._origin = f"{origin.scheme}://{origin.netloc.decode('ascii')}"
         self._setup_runtime()
+        _CLIENTS.add(self)
 
     # -- per-process runtime state ---------------------------------------------------
 
@@ -217,6 +220,7 @@ class ApiClient:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._setup_runtime()
+        _CLIENTS.add(self)
 
     # -- requests --------------------------------------------------------------------
 
@@ -347,7 +351,7 @@ class ApiClient:
             return None
         remaining = _header_number(response, "x-ratelimit-remaining", "RateLimit-Remaining")
         exhausted = remaining is not None and remaining <= 0
-        secondary = "secondary rate limit" in error_message(response).lower()
+        secondary = bool(SECONDARY_LIMIT.search(error_message(response)))
         if status == 403 and not secondary and not exhausted:
             return None  # a real permission problem
         if secondary:
@@ -423,6 +427,18 @@ class ApiClient:
             request = self._client().build_request("GET", url, params={**query, "page": following})
             return str(request.url)
         return None
+
+
+_CLIENTS: weakref.WeakSet[ApiClient] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with fresh pools and locks (a parent thread may hold one)."""
+    for client in list(_CLIENTS):
+        client._setup_runtime()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def repo_error(exc: ApiError, repo: str, *, number: int | None = None) -> ForgeError:
