@@ -223,13 +223,30 @@ def _when(at: float, span: float) -> str:
     return moment.strftime("%Y-%m-%d")
 
 
-def _tick_label(at: float, span: float) -> str:
-    moment = _utc(at)
-    if span < 2 * HOUR:
-        return moment.strftime("%H:%M:%S" if span < 10 * MINUTE else "%H:%M")
-    if span < 2 * DAY:
-        return moment.strftime("%H:%M")
-    return moment.strftime("%b %d")
+TICK_STEPS: tuple[int, ...] = (
+    *(1, 5, 10, 30, MINUTE, 5 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 3 * HOUR, 6 * HOUR),
+    *(12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 91 * DAY, 364 * DAY),
+)
+
+
+def time_ticks(t0: float, t1: float, most: int = 7) -> list[tuple[float, str]]:
+    """Round times between t0 and t1 (whole minutes, hours, days...) and their labels."""
+    if t1 <= t0:
+        return [(t0, _utc(t0).strftime("%Y-%m-%d %H:%M"))]
+    step = next((s for s in TICK_STEPS if (t1 - t0) / s <= most), TICK_STEPS[-1])
+    ticks = []
+    at = math.ceil(t0 / step) * step
+    while at <= t1:
+        moment = _utc(at)
+        if step < MINUTE:
+            label = moment.strftime("%H:%M:%S")
+        elif step >= DAY or (moment.hour == 0 and moment.minute == 0):
+            label = moment.strftime("%b %d")
+        else:
+            label = moment.strftime("%H:%M")
+        ticks.append((float(at), label))
+        at += step
+    return ticks
 
 
 def _e(value: object) -> str:
@@ -292,15 +309,17 @@ def render_svg(points: Sequence[Point]) -> str:
             f'<text class="tick" x="{left - 8}" y="{y(value) + 4:.1f}" text-anchor="end">'
             f"{value}</text>"
         )
-    ticks = 1 if span <= 0 else min(6, len(points))
-    for k in range(ticks):
-        at = t0 + (span * k / (ticks - 1) if ticks > 1 else 0)
-        anchor = "start" if k == 0 and ticks > 1 else "end" if k == ticks - 1 else "middle"
-        if ticks == 1:
-            anchor = "middle"
+    for at, label in time_ticks(t0, t1):
+        anchor = "middle"
+        if span > 0 and x(at) - left < 24:
+            anchor = "start"
+        elif span > 0 and w - right - x(at) < 24:
+            anchor = "end"
         parts.append(
-            f'<text class="tick" x="{x(at):.1f}" y="{h - bottom + 18}" text-anchor="{anchor}">'
-            f"{_e(_tick_label(at, span))}</text>"
+            f'<line class="tick-mark" x1="{x(at):.1f}" x2="{x(at):.1f}" y1="{y(0):.1f}"'
+            f' y2="{y(0) + 5:.1f}"/>'
+            f'<text class="tick" x="{x(at):.1f}" y="{h - bottom + 20}" text-anchor="{anchor}">'
+            f"{_e(label)}</text>"
         )
     parts.append("</g>")
     parts.append(
@@ -315,11 +334,12 @@ def render_svg(points: Sequence[Point]) -> str:
             f'<polygon class="area {label}" points="{area}"/>'
             f'<polyline class="line {label}" data-series="{label}" points="{coords}"/>'
         )
+    radius = 3 if len(points) <= 30 else 2.2
     for label, _, values in series:
         parts.append(f'<g class="dots {label}">')
         for p, v in zip(points, values, strict=True):
             parts.append(
-                f'<circle cx="{x(p.at):.1f}" cy="{y(v):.1f}" r="3"><title>'
+                f'<circle cx="{x(p.at):.1f}" cy="{y(v):.1f}" r="{radius}"><title>'
                 f"{_e(_utc(p.at).strftime('%Y-%m-%d %H:%M UTC'))}: {v} {label}"
                 "</title></circle>"
             )
@@ -335,11 +355,14 @@ def render_svg(points: Sequence[Point]) -> str:
 
 
 def _repo_row(r: RepoRecord, opened: Mapping[str, float], now: float) -> str:
-    link = (
-        f'<a href="{_e(r.mr_url)}" rel="noreferrer noopener">{_e(r.mr_url)}</a>'
-        if is_web_url(r.mr_url)
-        else _e(r.mr_url)
-    )
+    if is_web_url(r.mr_url):
+        link = (
+            f'<a href="{_e(r.mr_url)}" title="{_e(r.mr_url)}" rel="noreferrer">{_e(r.mr_url)}</a>'
+        )
+    elif r.mr_url:
+        link = f'<span title="{_e(r.mr_url)}">{_e(r.mr_url)}</span>'
+    else:
+        link = ""
     approved = "" if r.approved is None else ("yes" if r.approved else "no")
     if r.repo in opened:
         seconds = max(0.0, now - opened[r.repo])
@@ -354,7 +377,7 @@ def _repo_row(r: RepoRecord, opened: Mapping[str, float], now: float) -> str:
         "<tr>"
         f"<td>{_e(r.repo)}</td>"
         f'<td data-sort="{state_rank}"><span class="state s-{_e(r.state)}">{_e(r.state)}</span></td>'
-        f"<td>{link}</td>"
+        f'<td class="mr">{link}</td>'
         f'<td><span class="pipe p-{_e(r.pipeline)}">{_e(r.pipeline)}</span></td>'
         f"<td>{approved}</td>"
         f"{age}"
@@ -400,7 +423,7 @@ code { font: 12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 #burndown .grid line { stroke: var(--line); stroke-width: 1; }
 #burndown .tick, #burndown .caption, #burndown .empty { fill: var(--muted); }
 #burndown .legend text { fill: var(--fg); }
-#burndown .axis { stroke: var(--muted); stroke-width: 1; }
+#burndown .axis, #burndown .tick-mark { stroke: var(--muted); stroke-width: 1; }
 #burndown .line { fill: none; stroke-width: 2.5; stroke-linejoin: round; }
 #burndown .area { stroke: none; opacity: .12; }
 #burndown .dots circle { stroke: var(--panel); stroke-width: 1; }
@@ -422,7 +445,9 @@ code { font: 12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 #repos th[aria-sort="ascending"] button::after { content: " \\25B2"; font-size: 10px; }
 #repos th[aria-sort="descending"] button::after { content: " \\25BC"; font-size: 10px; }
 #repos td.num { text-align: right; font-variant-numeric: tabular-nums; }
-#repos td.reason { white-space: normal; color: var(--muted); max-width: 420px; }
+#repos td.reason { white-space: normal; color: var(--muted); min-width: 13em; max-width: 32em; }
+#repos td.mr > * { display: inline-block; max-width: 22em; overflow: hidden; text-overflow: ellipsis;
+  vertical-align: bottom; }
 #repos a { color: var(--open); }
 .state { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 12px;
   border: 1px solid var(--line); }

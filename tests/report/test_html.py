@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from fleetchange.report import CSP, HOUR, Point, is_web_url, render_html, render_svg
+from fleetchange.report import CSP, HOUR, Point, is_web_url, render_html, render_svg, time_ticks
 from fleetchange.state import CampaignRecord, RepoRecord
 from tests.report.dom import Page
 
@@ -193,3 +193,21 @@ def test_chart_without_history_or_with_one_point() -> None:
     assert 'id="burndown"' in empty and "No history yet" in empty and "polyline" not in empty
     one = Page(render_svg([Point(NOW, 2, 1, 0)]))
     assert set(one.polylines()) == {"open", "merged"}
+
+
+def test_time_ticks_fall_on_round_times() -> None:
+    day = 86400
+    t0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
+    seconds = time_ticks(t0, t0 + 65)
+    assert [label for _, label in seconds] == [f"22:13:{s}" for s in (20, 30, 40, 50)] + [
+        "22:14:00",
+        "22:14:10",
+        "22:14:20",
+    ]
+    hourly = time_ticks(t0, t0 + 5 * HOUR)
+    assert [label for _, label in hourly] == ["23:00", "Nov 15", "01:00", "02:00", "03:00"]
+    daily = time_ticks(t0, t0 + 9 * day)
+    assert [label for _, label in daily] == ["Nov 15", "Nov 17", "Nov 19", "Nov 21", "Nov 23"]
+    assert all(at % (2 * day) == 0 for at, _ in daily)
+    assert time_ticks(t0, t0) == [(t0, "2023-11-14 22:13")]
+    assert len(time_ticks(t0, t0 + 10 * 365 * day)) <= 11
