@@ -247,13 +247,14 @@ def _parse(text: str, label: str) -> dict[str, Any]:
         return _unwrap(tomlkit.parse(text))  # type: ignore[no-any-return]
     except tomlkit.exceptions.ParseError as exc:
         message = str(exc).rsplit(" at line ", 1)[0]
-        line, where = exc.line, f" (column {exc.col + 1})"
+        line, col = _position(text, exc.line, exc.col)
+        where = f" (column {col + 1})"
         duplicate = _DUPLICATE.match(message)
         if duplicate:
             # tomlkit reports where it noticed (e.g. the end of the second [table]),
             # not the second definition
             key = duplicate["key"]
-            found = Locator(text).definitions(key, before=exc.line)
+            found = Locator(text).definitions(key, before=line)
             line = found[-1] if len(found) > 1 else line
             message, where = f"{show_key(key)} is defined twice", ""
         elif isinstance(exc, tomlkit.exceptions.UnexpectedEofError) or (
@@ -264,8 +265,13 @@ def _parse(text: str, label: str) -> dict[str, Any]:
             if unclosed is not None:
                 opened = unclosed.quote or "[ or {"
                 message, line = f"{opened} opened here is never closed", unclosed.since
-        elif isinstance(exc, tomlkit.exceptions.UnexpectedCharError) and _bare_value(text, exc):
-            message = 'a string value needs quotes: write key = "text"'
+        elif isinstance(exc, tomlkit.exceptions.UnexpectedCharError) and (
+            (after := _after_equals(text, line, col)) is not None
+        ):
+            if after.isalpha():
+                message = 'a string value needs quotes: write key = "text"'
+            elif after in ("", "#"):
+                message = "the value after = is missing"
         elif isinstance(exc, tomlkit.exceptions.InvalidControlChar) and "\\u000a" in message:
             message = (
                 "unterminated string (close the quote on the same line, "
@@ -279,13 +285,24 @@ def _parse(text: str, label: str) -> dict[str, Any]:
         raise CampaignError(label, f"TOML syntax error: {one_line(str(exc))}") from None
 
 
-def _bare_value(text: str, exc: tomlkit.exceptions.ParseError) -> bool:
-    """The error is at an unquoted word after ``=`` (``kind = libcst``)."""
+def _position(text: str, line: int, col: int) -> tuple[int, int]:
+    """tomlkit's (line, column) counted in ``"\n"``-separated lines.
+
+    tomlkit numbers lines with ``str.splitlines``, which also breaks at a lone CR,
+    U+2028, U+0085... -- characters a TOML string may hold, and editors do not count.
+    """
+    lines = text.splitlines(keepends=True)
+    index = min(sum(len(part) for part in lines[: line - 1]) + col, len(text))
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1)
+
+
+def _after_equals(text: str, line: int, col: int) -> str | None:
+    """The character at the error if it is the first after ``key =`` ("" at the line's end)."""
     lines = text.split("\n")
-    if not 1 <= exc.line <= len(lines):
-        return False
-    line = lines[exc.line - 1]
-    return line[exc.col : exc.col + 1].isalpha() and line[: exc.col].rstrip().endswith("=")
+    if not 1 <= line <= len(lines):
+        return None
+    current = lines[line - 1].rstrip("\r")
+    return current[col : col + 1] if current[:col].rstrip().endswith("=") else None
 
 
 def _expand_path(raw: str, base_dir: Path) -> Path:
