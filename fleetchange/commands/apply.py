@@ -72,8 +72,8 @@ def make_executor(options: ApplyOptions) -> Executor:
 
 
 def list_targets(campaign: Campaign, only: tuple[str, ...]) -> list[RepoRef]:
-    forge = forge_for(campaign.targets)
     try:
+        forge = forge_for(campaign.targets)
         return list(select(forge.list_repos(), campaign.targets, only))
     except ForgeAuthError as exc:
         raise UsageError(str(exc)) from None
