@@ -8,6 +8,7 @@ coordinator writes the state database: workers return outcomes, nothing else.
 from __future__ import annotations
 
 import itertools
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -15,6 +16,17 @@ from ..errors import UsageError
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def _check_reachable(scheduler: str | None) -> None:
+    """Fail in a second on a wrong address: the Dask client would keep retrying until its timeout."""
+    if not scheduler or not scheduler.startswith("tcp://"):
+        return
+    host, _, port = scheduler.removeprefix("tcp://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
 
 
 class DaskExecutor:
@@ -25,6 +37,7 @@ class DaskExecutor:
             raise UsageError(
                 "--executor dask needs the dask extra: pip install 'fleetchange[dask]'"
             ) from None
+        _check_reachable(scheduler)
         try:
             self.client: Any = Client(scheduler, set_as_default=False, timeout="20s")  # type: ignore[no-untyped-call]
         except OSError as exc:
