@@ -115,8 +115,6 @@ class Locator:
                     seen += 1
                 if index is not None:
                     in_scope = entry.path[:1] == (table,) and seen == index
-            elif index is not None and not in_scope:
-                continue
             if not in_scope:
                 continue
             path = entry.path
@@ -189,8 +187,8 @@ class _Open:
     quote: str | None = None  # """ or '''
     depth: int = 0  # [ and { of a multi-line array or inline table
     line: int = 0  # the line being scanned
-    quote_line: int = 0  # where the open string or the outermost bracket was opened
-    depth_line: int = 0
+    quote_line: int = 0  # where the open multi-line string began
+    depth_line: int = 0  # where the outermost open bracket began
 
     @property
     def since(self) -> int:
