@@ -331,7 +331,8 @@ def load(path: Path | str, *, overrides: Mapping[str, Any] | None = None) -> Cam
     base_dir = path.resolve().parent
 
     known = ", ".join(
-        ["[campaign]", "[targets]", "[[change]]", "[test]", "[merge_request]", "[commit]"]
+        ["[campaign]", "[targets]", "[[change]]"]
+        + [f"[{name}]" for name in TOP_LEVEL if name not in ("campaign", "targets")]
     )
     for name, value in raw.items():
         if name == "change":

@@ -31,13 +31,13 @@ FUZZ = settings(
 )
 LOADER_FUZZ = settings(FUZZ, max_examples=100)  # each example writes and loads a file
 
-TABLES = ["campaign", "targets", "change", "test", "merge_request", "commit"]
+TABLES = ["campaign", "targets", "change", "test", "merge_request", "commit", "rollout"]
 KEYS = [
     *TABLES,
     *("id", "title", "description", "branch", "forge", "root", "url", "repos", "contains"),
     *("kind", "name", "paths", "grep", "codemod", "args", "run", "timeout", "path", "content"),
     *("template", "mode", "set", "remove", "dependencies", "file", "command", "labels"),
-    *("message", "draft", "include_archived"),
+    *("message", "draft", "include_archived", "waves", "promote_when", "max_open", "window"),
 ]
 CHANGES = (
     '[[change]]\nkind = "libcst"\ncodemod = "codemods.logging_warn.ReplaceLoggingWarn"\n'
@@ -66,6 +66,8 @@ def valid_text(folder: Path) -> str:
     return (
         campaign_toml(Path("fleet"), extra=EXTRA, test="pytest -q", changes=CHANGES)
         + '\n[merge_request]\ntitle = "{repo}: logging"\nlabels = ["fleet"]\n'
+        + '\n[rollout]\nwaves = [2, "100%"]\npromote_when = "merged >= 0.8"\nmax_open = 5\n'
+        + 'window = "09:00-17:00"\ndays = ["mon", "tue"]\n'
     )
 
 
@@ -228,7 +230,7 @@ def test_random_toml_documents(document: dict[str, Any]) -> None:
         | st.builds(
             lambda kind, rest: {**rest, "kind": kind},
             st.sampled_from(["libcst", "command", "toml", "file", "llm", "x"]),
-            st.dictionaries(st.sampled_from(KEYS[6:]), VALUES, max_size=3),
+            st.dictionaries(st.sampled_from(KEYS[len(TABLES) :]), VALUES, max_size=3),
         ),
         max_size=3,
     ),
