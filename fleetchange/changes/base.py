@@ -83,7 +83,12 @@ def safe_target(workdir: Path, relative: str) -> Path:
     commit ``docs -> /etc``), so every existing component must be a real directory.
     """
     parts = Path(relative).parts
-    if not parts or Path(relative).is_absolute() or ".." in parts or parts[0] == ".git":
+    if (
+        not parts
+        or Path(relative).is_absolute()
+        or ".." in parts
+        or any(part.lower() == ".git" for part in parts)  # also sub/.git and .GIT on macOS
+    ):
         raise UnsafePath(f"{relative}: path leaves the repository")
     current = workdir
     for part in parts:

@@ -29,6 +29,7 @@ from libcst.codemod import (
     transform_module,
 )
 
+from .. import cpu
 from ..schema import Key
 from .base import LoadContext, StepContext, StepResult, UnsafePath, safe_target, write_if_changed
 
@@ -39,6 +40,12 @@ KEYS: Mapping[str, Key] = {
 USES_CANDIDATES: bool = True
 DEFAULT_PATHS: tuple[str, ...] = ("**/*.py",)
 GENERATED_MARKER = "@" + "generated"
+POOL_THRESHOLD = 16 * 1024  # smaller files parse faster than a round trip to the pool
+
+
+def _inline(fn: Any, *args: Any) -> Any:
+    return fn(*args)
+
 
 _loaded: dict[str, type[Codemod]] = {}
 
@@ -122,23 +129,28 @@ def describe(options: Mapping[str, Any]) -> str:
     return f"libcst codemod {options['class_name']}"
 
 
-def transform_source(
-    cls: type[Codemod], args: Mapping[str, Any], path: str, code: str
-) -> str | Exception | None:
-    """The new code, None when unchanged or skipped, or the failure."""
+# (new code or None when unchanged) | ("parse", line) | ("failed", "Type: message"), all picklable
+Transformed = str | None | tuple[str, str]
+
+
+def transform_source(options: Mapping[str, Any], path: str, code: str) -> Transformed:
+    """Run the step's codemod over one file's code (in this process or a pool worker)."""
+    cls = codemod_class(options)
     module_name = path[:-3].replace("/", ".") if path.endswith(".py") else None
     context = CodemodContext(filename=path, full_module_name=module_name)
-    result = transform_module(cls(context, **args), code)
+    result = transform_module(cls(context, **options["args"]), code)
     if isinstance(result, TransformSuccess):
         return result.code if result.code != code else None
     if isinstance(result, TransformSkip):
         return None
     assert isinstance(result, TransformFailure)
-    return result.error
+    error = result.error
+    if isinstance(error, cst.ParserSyntaxError):
+        return ("parse", str(error.raw_line))
+    return ("failed", f"{type(error).__name__}: {error}")
 
 
 def apply(options: Mapping[str, Any], ctx: StepContext) -> StepResult:
-    cls = codemod_class(options)
     name = options["class_name"]
     result = StepResult(summary="")
     for relative in ctx.candidates:
@@ -157,15 +169,12 @@ def apply(options: Mapping[str, Any], ctx: StepContext) -> StepResult:
             continue
         if GENERATED_MARKER in code:
             continue
-        outcome = transform_source(cls, options["args"], relative, code)
-        if isinstance(outcome, cst.ParserSyntaxError):
-            result.problems.append(
-                f"{relative}: does not parse (line {outcome.raw_line}), left alone"
-            )
-        elif isinstance(outcome, Exception):
-            result.problems.append(
-                f"{relative}: {name} failed: {type(outcome).__name__}: {outcome}"
-            )
+        big = len(raw) >= POOL_THRESHOLD and cpu.enabled()
+        outcome = (cpu.run if big else _inline)(transform_source, options, relative, code)
+        if isinstance(outcome, tuple) and outcome[0] == "parse":
+            result.problems.append(f"{relative}: does not parse (line {outcome[1]}), left alone")
+        elif isinstance(outcome, tuple):
+            result.problems.append(f"{relative}: {name} failed: {outcome[1]}")
         elif outcome is not None and write_if_changed(target, outcome.encode("utf-8")):
             result.changed.append(relative)
     count = len(result.changed)

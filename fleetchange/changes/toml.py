@@ -45,6 +45,10 @@ def canonical(name: str) -> str:
 
 def prepare(options: dict[str, Any], ctx: LoadContext) -> dict[str, Any]:
     error = ctx.table.error
+    try:
+        safe_target(ctx.base_dir, options["file"])
+    except UnsafePath:
+        raise error("must be a relative path inside the repository", "file") from None
     if not (options["set"] or options["remove"] or options["dependencies"]):
         raise error("nothing to do: give set, remove or dependencies")
     for dotted in [*options["set"], *options["remove"]]:

@@ -14,6 +14,8 @@ import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
+from .. import cpu
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -29,6 +31,7 @@ class LocalExecutor:
             )
         else:
             self.pool = cf.ThreadPoolExecutor(jobs, thread_name_prefix="fleetchange")
+            cpu.enable()  # threads share one GIL: parse big files in a process per core
 
     def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         source = iter(items)
@@ -42,3 +45,4 @@ class LocalExecutor:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        cpu.shutdown()
