@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import itertools
 import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
@@ -20,6 +21,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def _adopt_environment(environment: dict[str, str]) -> None:
+    os.environ.clear()
+    os.environ.update(environment)
+
+
 class LocalExecutor:
     def __init__(self, jobs: int, *, processes: bool = False) -> None:
         self.jobs = jobs
@@ -27,7 +33,12 @@ class LocalExecutor:
         if processes:
             # forkserver: no inherited threads or locks from the coordinator
             self.pool = cf.ProcessPoolExecutor(
-                jobs, mp_context=multiprocessing.get_context("forkserver")
+                jobs,
+                mp_context=multiprocessing.get_context("forkserver"),
+                # the fork server keeps the environment it started with; hand over today's
+                # (forge tokens live there, and only there)
+                initializer=_adopt_environment,
+                initargs=(dict(os.environ),),
             )
         else:
             self.pool = cf.ThreadPoolExecutor(jobs, thread_name_prefix="fleetchange")
