@@ -14,6 +14,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import threading
+from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -43,7 +44,15 @@ def run(fn: Callable[..., R], *args: object) -> R:
             _pool = cf.ProcessPoolExecutor(
                 _workers, mp_context=multiprocessing.get_context("forkserver")
             )
-    return _pool.submit(fn, *args).result()
+        pool = _pool
+    try:
+        return pool.submit(fn, *args).result()
+    except BrokenProcessPool:
+        # a worker died (out of memory, killed): do this one here, and start afresh next time
+        with _lock:
+            if _pool is pool:
+                _pool = None
+        return fn(*args)
 
 
 @atexit.register
