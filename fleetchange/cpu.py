@@ -14,8 +14,8 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import threading
-from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 R = TypeVar("R")
