@@ -35,9 +35,14 @@ class GitError(Exception):
     def __init__(self, args: Sequence[str], returncode: int, stderr: str) -> None:
         self.returncode = returncode
         self.stderr = redact(stderr.strip())
-        command = redact(" ".join(args))
-        last = self.stderr.splitlines()[-3:] if self.stderr else []
-        super().__init__(f"git {command} exited {returncode}: {' / '.join(last)}")
+        super().__init__(f"git {args[0] if args else ''} exited {returncode}: {self.summary()}")
+
+    def summary(self) -> str:
+        """What the server said (``remote:`` lines) and git's verdict, on one line."""
+        lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
+        remote = [line for line in lines if line.startswith("remote:") and len(line) > 8][:3]
+        verdict = [line for line in lines if not line.startswith(("remote:", "hint:"))][-2:]
+        return " / ".join(remote + verdict) or "(no output)"
 
 
 BASE_ENV = {
