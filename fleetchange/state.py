@@ -220,9 +220,16 @@ class Store:
         ).fetchone()
         return RepoRecord.from_row(row) if row else None
 
-    def repos(self, campaign: str) -> list[RepoRecord]:
+    def repos(
+        self, campaign: str, *, order: Sequence[str] = (), limit: int | None = None
+    ) -> list[RepoRecord]:
+        """The campaign's repos by name, or first by the position of their state in ``order``."""
+        ranking = " ".join(f"WHEN ? THEN {i}" for i in range(len(order)))
+        by_state = f"CASE state {ranking} ELSE {len(order)} END, " if order else ""
         rows = self.db.execute(
-            "SELECT * FROM repos WHERE campaign = ? ORDER BY repo", (campaign,)
+            f"SELECT * FROM repos WHERE campaign = ? ORDER BY {by_state}repo"
+            + (" LIMIT ?" if limit is not None else ""),
+            (campaign, *order, *([limit] if limit is not None else [])),
         ).fetchall()
         return [RepoRecord.from_row(r) for r in rows]
 
