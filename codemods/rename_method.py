@@ -50,6 +50,11 @@ class RenameMethodCall(VisitorBasedCodemodCommand):
             return m.Name(last)
         return m.Attribute(value=RenameMethodCall._dotted(".".join(parents)), attr=m.Name(last))
 
+    def transform_module(self, tree: cst.Module) -> cst.Module:
+        # Needs no metadata: skip the framework's metadata wrapper (a deep copy of the tree)
+        # and its matcher-dispatching visitor, which cost several times the parse itself.
+        return tree.visit(_Renamer(self))
+
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         func = updated_node.func
         if not (isinstance(func, cst.Attribute) and func.attr.value == self.old):
@@ -59,3 +64,14 @@ class RenameMethodCall(VisitorBasedCodemodCommand):
         return updated_node.with_changes(
             func=func.with_changes(attr=func.attr.with_changes(value=self.new))
         )
+
+
+class _Renamer(cst.CSTTransformer):
+    """A plain transformer running RenameMethodCall.leave_Call on every call."""
+
+    def __init__(self, command: RenameMethodCall) -> None:
+        super().__init__()
+        self.command = command
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        return self.command.leave_Call(original_node, updated_node)
