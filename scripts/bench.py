@@ -67,9 +67,18 @@ contains = '{pattern}'
 
 [[change]]
 kind = "libcst"
-codemod = "codemods.logging_warn.ReplaceLoggingWarn"
+{codemod}
 grep = '{pattern}'
 """
+
+# The same textual change as all-repos-sed, by syntax (the like-for-like comparison), or the
+# scope-aware ReplaceLoggingWarn, which also follows aliases and logger objects and costs
+# scope + qualified-name analysis of every candidate module (several times the parse).
+CODEMODS = {
+    "syntactic": 'codemod = "codemods.rename_method.RenameMethodCall"\n'
+    'args = {receiver = "logging", old = "warn", new = "warning"}',
+    "semantic": 'codemod = "codemods.logging_warn.ReplaceLoggingWarn"',
+}
 
 # Runs the measured command as its only child, so RUSAGE_CHILDREN covers exactly it.  It is
 # a child subreaper: descendants orphaned on the way (a multiprocessing forkserver outliving
@@ -446,7 +455,12 @@ class Bench:
         campaign = self.work / "campaign" / "bench.toml"
         campaign.parent.mkdir(parents=True, exist_ok=True)
         campaign.write_text(
-            CAMPAIGN_TOML.format(id=CAMPAIGN_ID, root=self.fleet.root, pattern=make_fleet.PATTERN)
+            CAMPAIGN_TOML.format(
+                id=CAMPAIGN_ID,
+                root=self.fleet.root,
+                pattern=make_fleet.PATTERN,
+                codemod=CODEMODS[self.args.codemod],
+            )
         )
         if self.args.trace_git:
             self.shim_dir = self.work / "git-shim"
@@ -1127,6 +1141,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="threads for the clone+grep floor, the best is reported (default 4,8,16)",
     )
     parser.add_argument("--skip-allrepos", action="store_true", help="leave out phase (c)")
+    parser.add_argument(
+        "--codemod",
+        choices=sorted(CODEMODS),
+        default="syntactic",
+        help="syntactic: RenameMethodCall, the same textual change as all-repos-sed (default); "
+        "semantic: ReplaceLoggingWarn, scope-aware and several times dearer",
+    )
     parser.add_argument(
         "--allrepos-venv",
         type=Path,
