@@ -121,7 +121,7 @@ def _print_campaign(
     # trouble first, then work in flight; only the rows shown are read (10,000 repos stay fast)
     shown = store.repos(campaign_id, order=STATE_ORDER, limit=None if show_all else limit)
     with_pipeline = any(r.pipeline for r in shown)
-    with_approval = any(r.approved is not None for r in shown)
+    with_approval = any(r.approved for r in shown)  # a column of "no" says nothing
     table = Table(show_edge=False, header_style="bold")
     width = max((len(r.repo) for r in shown), default=4)
     table.add_column("repo", no_wrap=True, min_width=min(width, 40))
