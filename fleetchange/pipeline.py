@@ -19,7 +19,7 @@ from pathlib import Path
 from . import codeowners, killpoints, mrbody, paths
 from .campaign import Campaign, Step, Targets
 from .changes import KINDS
-from .changes.base import StepContext
+from .changes.base import AUTH_FAILED, StepContext
 from .forges import make_forge
 from .forges.base import Forge, ForgeAuthError, ForgeError, MergeRequest, MRSpec, RepoRef
 from .gitops import GitError, git, ls_remote, read_ref, redact
@@ -395,7 +395,8 @@ def _change_test_push(
         for key, value in result.usage.items():
             out.usage[key] = out.usage.get(key, 0) + value
         if result.failed:
-            out.state = result.failed_state or "error"
+            out.fatal = result.failed_state == AUTH_FAILED
+            out.state = "error" if out.fatal else (result.failed_state or "error")
             out.reason = f"step {step.index + 1} ({step.name}): {result.failed}"
             out.step(out.state, out.reason)
             return

@@ -54,6 +54,10 @@ class StepResult:
     notes: list[str] = field(default_factory=list)  # extra lines for reviewers in the MR body
 
 
+#: ``failed_state`` of a step whose credentials were rejected: the whole run stops (exit 2)
+AUTH_FAILED = "auth-failed"
+
+
 class ChangeKind(Protocol):
     #: keys of this kind's [[change]] table, besides the common kind/name/paths/grep
     KEYS: Mapping[str, Key]

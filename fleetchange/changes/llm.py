@@ -40,12 +40,20 @@ import tomlkit.exceptions
 from .. import paths
 from ..gitops import GitError, git, redact
 from ..llm.cache import ResponseCache, cache_key
-from ..llm.client import ChatClient, Completion, LLMError, Message
+from ..llm.client import ChatClient, Completion, LLMAuthError, LLMError, Message
 from ..llm.targets import NODE_KINDS, Target, TargetError, TargetSpec, find_targets, splice
 from ..process import run_with_timeout
 from ..schema import Check, Key, int_range, non_empty, regex_check
 from ..template import fill, placeholders, unknown_placeholders
-from .base import LoadContext, StepContext, StepResult, UnsafePath, safe_target, write_if_changed
+from .base import (
+    AUTH_FAILED,
+    LoadContext,
+    StepContext,
+    StepResult,
+    UnsafePath,
+    safe_target,
+    write_if_changed,
+)
 
 PLACEHOLDERS = ("repo", "path", "language", "code", "context")
 VALIDATE_PLACEHOLDERS = ("file",)
@@ -609,6 +617,9 @@ class _Run:
                 completion = self.client.complete(
                     messages, temperature=float(self.options["temperature"])
                 )
+        except LLMAuthError as exc:
+            # the key is wrong for every repo alike: stop the run, like a rejected forge token
+            raise _Stop(AUTH_FAILED, redact(str(exc))) from None
         except LLMError as exc:
             raise _Stop("llm-failed", f"{unit.label}: {redact(str(exc))}") from None
         self.usage.calls += 1

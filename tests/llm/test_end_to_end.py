@@ -234,3 +234,30 @@ def test_budget_exhausted_then_continued_with_a_larger_budget(
     assert CLI[: CLI.index("def parse")] + PARSE_ARGPARSE == show(
         root, "team/alpha", "fleetchange/llm-test:cli.py"
     )
+
+
+def test_a_rejected_model_key_stops_the_run_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli import run
+
+    monkeypatch.setenv("FLEETCHANGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TEST_LLM_KEY", "sk-wrong-key-123456")
+    root = tmp_path / "fleet"
+    root.mkdir()
+    build_forge(root, tmp_path / "scratch", {f"team/r{i}": {"cli.py": CLI} for i in range(4)})
+    with OpenAIServer(api_key="sk-the-right-one") as server:
+        folder = tmp_path / "campaign"
+        folder.mkdir()
+        change = 'paths = ["**/*.py"]\ngrep = "optparse"\napi_key_env = "TEST_LLM_KEY"\n'
+        campaign_file = write_campaign(folder, server.url, change, root=root)
+
+        result = run(capsys, "apply", str(campaign_file), "--jobs", "1")
+
+        assert result.code == 2
+        last = result.err.strip().splitlines()[-1]
+        assert last.startswith("fleetchange: ") and "401" in last and "TEST_LLM_KEY" in last
+        assert "sk-wrong-key-123456" not in result.err
+        assert server.calls <= 2  # it stopped at the first repo instead of trying them all
+    forge = LocalForge(root)
+    assert forge.all_mrs() == []
