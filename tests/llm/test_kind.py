@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fleetchange.changes import llm
+from fleetchange.changes.base import AUTH_FAILED
 from fleetchange.gitops import redact
 from tests.llm import load_options, reset, run
 from tests.servers.openai import OpenAIServer, Reply, fenced
@@ -302,7 +303,7 @@ def test_api_key_from_the_named_variable(
         (tree / "pkg" / "cli.py").write_text(CLI)
         monkeypatch.setenv("FLEET_LLM_KEY", "sk-wrong-key-000")
         result = run(opts, tree, ["pkg/cli.py"], home=tmp_path / "home", use_llm_cache=False)
-    assert result.failed_state == "llm-failed"
+    assert result.failed_state == AUTH_FAILED  # the pipeline stops the whole run on it
     assert (
         result.failed is not None and "$FLEET_LLM_KEY" in result.failed and "401" in result.failed
     )
