@@ -36,6 +36,11 @@ def name_selected(name: str, targets: Targets, only: Iterable[str] = ()) -> bool
     return not only or any(glob_match(name, p) for p in only)
 
 
+def is_target(repo: RepoRef, targets: Targets) -> bool:
+    """Selected by name and not skipped (archived, fork, topic)."""
+    return name_selected(repo.name, targets) and skip_reason(repo, targets) is None
+
+
 def select(
     repos: Iterable[RepoRef], targets: Targets, only: Iterable[str] = ()
 ) -> Iterator[RepoRef]:

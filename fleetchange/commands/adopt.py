@@ -13,7 +13,7 @@ from ..errors import CampaignError, UsageError
 from ..forges.base import ForgeError, MergeRequest
 from ..gitops import redact
 from ..locking import campaign_lock
-from ..selection import name_selected, skip_reason
+from ..selection import is_target
 from ..state import RepoRecord, Store
 from .review import MR_STATES, concurrently, open_context, tracked
 
@@ -60,8 +60,7 @@ def import_mrs(store: Store, *, campaign_ref: str, branch: str, jobs: int, out: 
         targets = [
             repo
             for name, repo in sorted(ctx.repos.items())
-            if name_selected(name, ctx.campaign.targets)
-            and skip_reason(repo, ctx.campaign.targets) is None
+            if is_target(repo, ctx.campaign.targets)
         ]
 
         def find(repo_name: str) -> MergeRequest | None:

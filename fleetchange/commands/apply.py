@@ -231,19 +231,20 @@ def _paced(runner: Runner, targets: list[RepoRef], options: ApplyOptions) -> Non
     runner.run(upkeep)
     waiting = runner.run(fresh, probe=True)
     next_wave = options.next_wave
+    reason = ""
     while waiting and not runner.fatal:
         now = pace(campaign.rollout, store, campaign.id, targets=len(targets), next_wave=next_wave)
         next_wave = False
         if now.allowed == 0:
-            runner.pace_note = (
-                f"{len(waiting)} repo(s) wait: {now.reason}. The next apply continues."
-            )
+            reason = now.reason
+            runner.pace_note = f"{len(waiting)} repo(s) wait: {reason}. The next apply continues."
             break
         batch = waiting if now.allowed is None else waiting[: now.allowed]
         waiting = waiting[len(batch) :]
         runner.run(batch)
+    if runner.fatal:
+        return  # the run stops; the repos not reached keep whatever they had
     for repo in waiting:
-        reason = runner.pace_note.split(": ", 1)[1].removesuffix(" The next apply continues.")
         previous = store.repo(campaign.id, repo.name)
         if previous is None or previous.state != "pending" or previous.reason != reason:
             store.record(

@@ -89,14 +89,14 @@ def _apply_mr(record: RepoRecord, mr: MergeRequest) -> list[tuple[str, str]]:
         events.append(("pipeline", pipeline or "none"))
     if approved != record.approved:
         events.append(("approval", "approved" if approved else "not approved"))
+    if new_state != record.state and new_state in ("mr-open", "merged"):
+        record.reason = ""  # an old failure or closing reason no longer applies
     record.state, record.mr_state, record.pipeline, record.approved = (
         new_state,
         mr.state,
         pipeline,
         approved,
     )
-    if new_state != "error":
-        record.reason = "" if new_state != "closed" or not record.reason else record.reason
     return events
 
 

@@ -22,7 +22,7 @@ from ..executors.local import LocalExecutor
 from ..forges.base import ForgeError, RepoRef
 from ..gitops import GitError, ls_remote, redact
 from ..pipeline import BaseFiles, fetch_mirror, forge_for
-from ..selection import name_selected, skip_reason
+from ..selection import is_target
 from ..state import Store
 from .review import open_context
 
@@ -96,7 +96,7 @@ def verify(store: Store, *, campaign_id: str, jobs: int, as_json: bool, out: Con
     targets = [
         repo
         for name, repo in sorted(ctx.repos.items())
-        if name in records or _is_target(repo, campaign)
+        if name in records or is_target(repo, campaign.targets)
     ]
     executor = LocalExecutor(jobs)
     try:
@@ -156,9 +156,3 @@ def verify(store: Store, *, campaign_id: str, jobs: int, as_json: bool, out: Con
         for scan in errors:
             out.print(f"{scan.repo}: {scan.error}")
     return 1 if remaining or errors else 0
-
-
-def _is_target(repo: RepoRef, campaign: Campaign) -> bool:
-    return (
-        name_selected(repo.name, campaign.targets) and skip_reason(repo, campaign.targets) is None
-    )
