@@ -136,7 +136,6 @@ def _run(job: RepoJob, forge: Forge, out: Outcome) -> None:
             return _skip_empty(job, out)
         base = refs[default_ref]
         branch.known(refs.get(f"refs/heads/{campaign.branch}"))
-        out.base_sha = base
         if _unchanged_since(job.prior, job, base, branch.sha):
             assert job.prior is not None
             out.state, out.unchanged, out.head_sha = job.prior.state, True, job.prior.head_sha
